@@ -1,0 +1,59 @@
+//! wisp's Kubernetes-style REST API: the kube-apiserver + admission webhook of one machine.
+//!
+//! It speaks the conventions kubectl relies on — discovery, list/get/create/update/patch/delete,
+//! `?watch=true`, the `status` subresource, server-side `Table` printing, and `Status` errors —
+//! for every kind in `wisp_api::kinds`. Objects pass through `wisp_api::admission` (defaulting
+//! and validation) on the way in and are kept by a [`wisp_store::Store`]. It owns no business
+//! logic of Knative: reconciling is the controller's job, and the API server never calls it.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use wisp_store::Store;
+
+mod discovery;
+mod error;
+mod handlers;
+mod paths;
+mod selector;
+mod table;
+
+pub use error::ApiError;
+pub use selector::{FieldSelector, LabelSelector};
+
+/// Shared state of the API server.
+#[derive(Clone)]
+pub struct ApiServer {
+    store: Arc<dyn Store>,
+    /// The `host:port` clients reach us at, announced in `/api`.
+    server_address: String,
+}
+
+impl ApiServer {
+    pub fn new(store: Arc<dyn Store>, server_address: impl Into<String>) -> ApiServer {
+        ApiServer {
+            store,
+            server_address: server_address.into(),
+        }
+    }
+
+    /// Creates the `default` namespace if it does not exist, so a fresh data dir lists it.
+    pub async fn bootstrap(&self) -> Result<(), ApiError> {
+        handlers::ensure_namespace(self.store.as_ref(), "default").await
+    }
+
+    /// The HTTP router: discovery, health, and every served resource.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route(
+                "/version",
+                get(|| async { axum::Json(discovery::version()) }),
+            )
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/livez", get(|| async { "ok" }))
+            .route("/readyz", get(|| async { "ok" }))
+            .fallback(handlers::dispatch)
+            .with_state(Arc::new(self))
+    }
+}

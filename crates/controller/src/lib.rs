@@ -1,0 +1,455 @@
+//! The serving controller: Knative's reconcilers for Services, Configurations, Revisions and
+//! Routes, on one machine.
+//!
+//! Shape (as kube-rs and Knative's own controllers): informers keep typed caches current from
+//! the store's watch; every change enqueues the keys it affects; workers take keys from a
+//! deduplicating queue and reconcile them. A reconcile is an idempotent function of desired
+//! state (the object) and observed state (the caches): it computes children and status with the
+//! pure functions in [`resources`] and [`status`], and writes only what differs, with
+//! optimistic concurrency. Start-up, change and crash recovery are one path: list everything,
+//! reconcile everything.
+//!
+//! The controller never serves HTTP and never talks to the API server: it reads and writes the
+//! store directly, as Knative's controllers read informers and write the kube-apiserver.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use wisp_api::kinds::{self, ResourceInfo};
+use wisp_api::meta::{CONFIGURATION_CONDITIONS, ObjectMeta, READY, get_condition};
+use wisp_api::serving::{Configuration, Revision, Route, Service, TrafficTarget, keys};
+use wisp_api::traffic::{ConfigurationState, Lookup, RevisionState};
+use wisp_store::{Store, StoreError};
+
+pub mod cache;
+mod informer;
+pub mod queue;
+pub mod resources;
+pub mod status;
+
+use cache::{Caches, Object};
+use queue::{Key, Kind, Queue};
+
+/// Why a reconcile did not finish; the key is retried after a back-off.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read back a stored object: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+impl ReconcileError {
+    /// Stale caches cause these; they heal on the next pass and are not worth a warning.
+    fn is_expected(&self) -> bool {
+        matches!(
+            self,
+            ReconcileError::Store(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. })
+        )
+    }
+}
+
+type Result<T, E = ReconcileError> = std::result::Result<T, E>;
+
+/// Settings of the serving controller.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Domain of Route URLs: `http://{name}.{namespace}.{domain}`.
+    pub domain: String,
+    /// Concurrent reconciles (never two of one key).
+    pub workers: usize,
+}
+
+/// The serving controller. Cheap to clone; clones share caches and queue.
+#[derive(Clone)]
+pub struct Controller {
+    store: Arc<dyn Store>,
+    caches: Arc<Caches>,
+    queue: Queue,
+    config: Arc<Config>,
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+fn owned_by(meta: &ObjectMeta, owner_uid: &str) -> bool {
+    meta.controller_ref().is_some_and(|r| r.uid == owner_uid)
+}
+
+fn references(traffic: &[TrafficTarget], configuration: &str, revision: Option<&str>) -> bool {
+    traffic.iter().any(|t| {
+        t.configuration_name == configuration || revision.is_some_and(|r| t.revision_name == r)
+    })
+}
+
+impl Controller {
+    pub fn new(store: Arc<dyn Store>, config: Config) -> Controller {
+        Controller {
+            store,
+            caches: Arc::new(Caches::default()),
+            queue: Queue::default(),
+            config: Arc::new(config),
+        }
+    }
+
+    /// The controller's caches (read-only use: other parts may watch the same objects).
+    pub fn caches(&self) -> Arc<Caches> {
+        self.caches.clone()
+    }
+
+    /// Keys waiting or being reconciled: zero when everything has converged.
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Runs informers and workers until the future is dropped.
+    pub async fn run(self) {
+        let mut synced = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        macro_rules! inform {
+            ($info:expr, $pick:expr, $on_change:ident) => {{
+                let (tx, rx) = watch::channel(false);
+                synced.push(rx);
+                let this = self.clone();
+                tasks.spawn(informer::run(
+                    self.store.clone(),
+                    kinds::storage_key(&$info),
+                    self.caches.clone(),
+                    $pick,
+                    move |obj| this.$on_change(obj),
+                    tx,
+                ));
+            }};
+        }
+        inform!(kinds::SERVICES, |c: &Caches| &c.services, on_service);
+        inform!(
+            kinds::CONFIGURATIONS,
+            |c: &Caches| &c.configurations,
+            on_configuration
+        );
+        inform!(kinds::REVISIONS, |c: &Caches| &c.revisions, on_revision);
+        inform!(kinds::ROUTES, |c: &Caches| &c.routes, on_route);
+        // Reconciling before every cache is filled would see children as missing.
+        for mut rx in synced {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+        tracing::info!(
+            services = self.caches.services.len(),
+            revisions = self.caches.revisions.len(),
+            "serving controller synced"
+        );
+        for _ in 0..self.config.workers.max(1) {
+            let this = self.clone();
+            tasks.spawn(async move { this.work().await });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn work(self) {
+        loop {
+            let key = self.queue.next().await;
+            let result = self.reconcile(&key).await;
+            match &result {
+                Ok(()) => {}
+                Err(e) if e.is_expected() => tracing::debug!(%key, error = %e, "retrying"),
+                Err(e) => tracing::warn!(%key, error = %e, "reconcile failed; retrying"),
+            }
+            self.queue.done(key, result.is_ok());
+        }
+    }
+
+    // ---- what each change affects -------------------------------------------------------
+
+    fn enqueue_routes(&self, ns: &str, configuration: &str, revision: Option<&str>) {
+        for r in self.caches.routes.list(ns) {
+            if references(&r.spec.traffic, configuration, revision) {
+                self.queue.add(Key::new(Kind::Route, ns, &r.metadata.name));
+            }
+        }
+    }
+
+    fn enqueue_owner(&self, meta: &ObjectMeta, kind: &str, as_kind: Kind) {
+        if let Some(owner) = meta.controller_ref().filter(|o| o.kind == kind) {
+            self.queue
+                .add(Key::new(as_kind, &meta.namespace, &owner.name));
+        }
+    }
+
+    fn on_service(&self, s: &Service) {
+        self.queue.add(Key::new(
+            Kind::Service,
+            &s.metadata.namespace,
+            &s.metadata.name,
+        ));
+    }
+
+    fn on_configuration(&self, c: &Configuration) {
+        let m = &c.metadata;
+        self.queue
+            .add(Key::new(Kind::Configuration, &m.namespace, &m.name));
+        self.enqueue_owner(m, Service::KIND, Kind::Service);
+        self.enqueue_routes(&m.namespace, &m.name, None);
+    }
+
+    fn on_revision(&self, r: &Revision) {
+        let m = &r.metadata;
+        self.queue
+            .add(Key::new(Kind::Revision, &m.namespace, &m.name));
+        self.enqueue_owner(m, Configuration::KIND, Kind::Configuration);
+        let config = m
+            .labels
+            .get(keys::CONFIGURATION_LABEL)
+            .map(String::as_str)
+            .unwrap_or("");
+        self.enqueue_routes(&m.namespace, config, Some(&m.name));
+    }
+
+    fn on_route(&self, r: &Route) {
+        let m = &r.metadata;
+        self.queue.add(Key::new(Kind::Route, &m.namespace, &m.name));
+        self.enqueue_owner(m, Service::KIND, Kind::Service);
+    }
+
+    // ---- reconcilers --------------------------------------------------------------------
+
+    async fn reconcile(&self, key: &Key) -> Result<()> {
+        let (ns, name) = (key.namespace.as_str(), key.name.as_str());
+        match key.kind {
+            Kind::Service => self.reconcile_service(ns, name).await,
+            Kind::Configuration => self.reconcile_configuration(ns, name).await,
+            Kind::Revision => self.reconcile_revision(ns, name).await,
+            Kind::Route => self.reconcile_route(ns, name).await,
+        }
+    }
+
+    async fn create<T: Serialize + DeserializeOwned>(
+        &self,
+        info: &ResourceInfo,
+        obj: &T,
+    ) -> Result<T> {
+        let stored = self
+            .store
+            .create(&kinds::storage_key(info), serde_json::to_value(obj)?)
+            .await?;
+        Ok(serde_json::from_value(stored)?)
+    }
+
+    async fn update<T: Serialize + DeserializeOwned>(
+        &self,
+        info: &ResourceInfo,
+        obj: &T,
+    ) -> Result<T> {
+        let stored = self
+            .store
+            .update(&kinds::storage_key(info), serde_json::to_value(obj)?)
+            .await?;
+        Ok(serde_json::from_value(stored)?)
+    }
+
+    async fn write_status<T: Serialize + Object>(
+        &self,
+        info: &ResourceInfo,
+        obj: &T,
+    ) -> Result<()> {
+        self.store
+            .update_status(&kinds::storage_key(info), serde_json::to_value(obj)?)
+            .await?;
+        Ok(())
+    }
+
+    /// Service -> its Configuration and Route, then status mirrored from both.
+    async fn reconcile_service(&self, ns: &str, name: &str) -> Result<()> {
+        let Some(svc) = self.caches.services.get(ns, name) else {
+            return Ok(());
+        };
+        if svc.metadata.deletion_timestamp.is_some() {
+            return Ok(());
+        }
+        let uid = svc.metadata.uid.as_str();
+
+        let want = resources::make_configuration(&svc);
+        let config = match self.caches.configurations.get(ns, name) {
+            None => Ok(self.create(&kinds::CONFIGURATIONS, &want).await?),
+            Some(cur) if !owned_by(&cur.metadata, uid) => Err(format!(
+                "There is an existing Configuration {name:?} that we do not own."
+            )),
+            Some(cur)
+                if cur.spec != want.spec
+                    || cur.metadata.labels != want.metadata.labels
+                    || cur.metadata.annotations != want.metadata.annotations =>
+            {
+                let mut next = (*cur).clone();
+                next.spec = want.spec;
+                next.metadata.labels = want.metadata.labels;
+                next.metadata.annotations = want.metadata.annotations;
+                Ok(self.update(&kinds::CONFIGURATIONS, &next).await?)
+            }
+            Some(cur) => Ok((*cur).clone()),
+        };
+
+        let want = resources::make_route(&svc);
+        let route = match self.caches.routes.get(ns, name) {
+            None => Ok(self.create(&kinds::ROUTES, &want).await?),
+            Some(cur) if !owned_by(&cur.metadata, uid) => Err(format!(
+                "There is an existing Route {name:?} that we do not own."
+            )),
+            Some(cur)
+                if cur.spec != want.spec
+                    || cur.metadata.labels != want.metadata.labels
+                    || cur.metadata.annotations != want.metadata.annotations =>
+            {
+                let mut next = (*cur).clone();
+                next.spec = want.spec;
+                next.metadata.labels = want.metadata.labels;
+                next.metadata.annotations = want.metadata.annotations;
+                Ok(self.update(&kinds::ROUTES, &next).await?)
+            }
+            Some(cur) => Ok((*cur).clone()),
+        };
+
+        let st = status::service_status(
+            &svc,
+            config.as_ref().map_err(Clone::clone),
+            route.as_ref().map_err(Clone::clone),
+            &now(),
+        );
+        if st != svc.status {
+            let mut next = (*svc).clone();
+            next.status = st;
+            self.write_status(&kinds::SERVICES, &next).await?;
+        }
+        Ok(())
+    }
+
+    /// Configuration -> the Revision of its current generation, and latest created/ready.
+    async fn reconcile_configuration(&self, ns: &str, name: &str) -> Result<()> {
+        let Some(cfg) = self.caches.configurations.get(ns, name) else {
+            return Ok(());
+        };
+        if cfg.metadata.deletion_timestamp.is_some() {
+            return Ok(());
+        }
+        let uid = cfg.metadata.uid.as_str();
+        let rev_name = resources::revision_name(&cfg);
+        let owned: Vec<Arc<Revision>> = self
+            .caches
+            .revisions
+            .list(ns)
+            .into_iter()
+            .filter(|r| owned_by(&r.metadata, uid))
+            .collect();
+        let latest: Result<Revision, String> = match self.caches.revisions.get(ns, &rev_name) {
+            None => Ok(self
+                .create(&kinds::REVISIONS, &resources::make_revision(&cfg))
+                .await?),
+            Some(r) if !owned_by(&r.metadata, uid) => Err(format!(
+                "Revision {rev_name:?} already exists and belongs to another Configuration: choose another spec.template.metadata.name"
+            )),
+            Some(r) => Ok((*r).clone()),
+        };
+        let owned_refs: Vec<&Revision> = owned.iter().map(Arc::as_ref).collect();
+        let now = now();
+        let st = match &latest {
+            Ok(rev) => status::configuration_status(&cfg, Some(rev), &owned_refs, &now),
+            Err(taken) => {
+                let mut st = status::configuration_status(&cfg, None, &owned_refs, &now);
+                CONFIGURATION_CONDITIONS
+                    .manage(&mut st.conditions, &now)
+                    .mark_false(READY, "RevisionNameTaken", taken);
+                st
+            }
+        };
+        if st != cfg.status {
+            let mut next = (*cfg).clone();
+            next.status = st;
+            self.write_status(&kinds::CONFIGURATIONS, &next).await?;
+        }
+        Ok(())
+    }
+
+    async fn reconcile_revision(&self, ns: &str, name: &str) -> Result<()> {
+        let Some(rev) = self.caches.revisions.get(ns, name) else {
+            return Ok(());
+        };
+        let st = status::revision_status(&rev, &now());
+        if st != rev.status {
+            let mut next = (*rev).clone();
+            next.status = st;
+            self.write_status(&kinds::REVISIONS, &next).await?;
+        }
+        Ok(())
+    }
+
+    /// What a Route's traffic may point at, limited to the names it mentions.
+    fn lookup(&self, route: &Route) -> Lookup {
+        let ns = route.metadata.namespace.as_str();
+        let mut lookup = Lookup::default();
+        let ready = |conds: &[wisp_api::meta::Condition]| {
+            get_condition(conds, READY)
+                .map(|c| c.status)
+                .unwrap_or_default()
+        };
+        for t in &route.spec.traffic {
+            if let Some(c) = (!t.configuration_name.is_empty())
+                .then(|| self.caches.configurations.get(ns, &t.configuration_name))
+                .flatten()
+            {
+                let latest = &c.status.latest_ready_revision_name;
+                lookup.configurations.insert(
+                    c.metadata.name.clone(),
+                    ConfigurationState {
+                        latest_ready_revision_name: (!latest.is_empty()).then(|| latest.clone()),
+                        ready: ready(&c.status.conditions),
+                    },
+                );
+                if let Some(r) = (!latest.is_empty())
+                    .then(|| self.caches.revisions.get(ns, latest))
+                    .flatten()
+                {
+                    lookup
+                        .revisions
+                        .insert(r.metadata.name.clone(), revision_state(&r));
+                }
+            }
+            if let Some(r) = (!t.revision_name.is_empty())
+                .then(|| self.caches.revisions.get(ns, &t.revision_name))
+                .flatten()
+            {
+                lookup
+                    .revisions
+                    .insert(r.metadata.name.clone(), revision_state(&r));
+            }
+        }
+        lookup
+    }
+
+    async fn reconcile_route(&self, ns: &str, name: &str) -> Result<()> {
+        let Some(route) = self.caches.routes.get(ns, name) else {
+            return Ok(());
+        };
+        if route.metadata.deletion_timestamp.is_some() {
+            return Ok(());
+        }
+        let st = status::route_status(&route, &self.lookup(&route), &self.config.domain, &now());
+        if st != route.status {
+            let mut next = (*route).clone();
+            next.status = st;
+            self.write_status(&kinds::ROUTES, &next).await?;
+        }
+        Ok(())
+    }
+}
+
+fn revision_state(r: &Revision) -> RevisionState {
+    RevisionState {
+        ready: get_condition(&r.status.conditions, READY)
+            .map(|c| c.status)
+            .unwrap_or_default(),
+        configuration: r.metadata.labels.get(keys::CONFIGURATION_LABEL).cloned(),
+        service: r.metadata.labels.get(keys::SERVICE_LABEL).cloned(),
+    }
+}

@@ -1,0 +1,239 @@
+//! The `wisp` binary: `wisp serve` runs the daemon; every other subcommand is a kn/kubectl-like
+//! client of its Kubernetes-style REST API (so `kubectl --server URL` works against the same
+//! daemon).
+//!
+//! Layout: one file per command family (`cmd_apply`, `cmd_get`, `cmd_delete`, `cmd_service`,
+//! `cmd_revision`, `cmd_route`), the HTTP client (`client`), and pure modules holding every
+//! decision worth a table test: kn's traffic flags (`traffic_flags`), the service edit flags
+//! (`service_edit`), kubectl's three-way apply patch (`apply_patch`), manifest parsing
+//! (`manifest`), the wait decision (`wait`), tables (`table`), describe output (`describe`),
+//! ages (`age`) and `-o` output (`output`). Errors become `anyhow` only here, at the edge.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod age;
+mod apply_patch;
+mod client;
+mod cmd_apply;
+mod cmd_delete;
+mod cmd_get;
+mod cmd_revision;
+mod cmd_route;
+mod cmd_service;
+mod describe;
+mod manifest;
+mod output;
+mod serve;
+mod service_edit;
+mod table;
+mod traffic_flags;
+mod wait;
+
+use client::{ApiError, Client};
+
+/// Knative's model in one program: deploy an image or a command, get a URL.
+#[derive(Debug, Parser)]
+#[command(name = "wisp", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// URL of the wisp API server.
+    #[arg(long, global = true, env = "WISP_SERVER", default_value = client::DEFAULT_SERVER, value_name = "URL")]
+    server: String,
+    /// Namespace to work in [default: default].
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the wisp daemon (API server, controllers, gateway).
+    Serve(serve::ServeArgs),
+    /// Create or update objects from YAML/JSON manifests, like `kubectl apply`.
+    Apply(cmd_apply::ApplyArgs),
+    /// Show objects as a table, or as YAML/JSON with -o.
+    Get(cmd_get::GetArgs),
+    /// Delete objects by kind and name, or those of manifests (-f).
+    Delete(cmd_delete::DeleteArgs),
+    /// Manage Knative services.
+    #[command(subcommand, visible_aliases = ["ksvc", "services"])]
+    Service(Box<cmd_service::ServiceCommand>),
+    /// Manage the revisions of services.
+    #[command(subcommand, visible_aliases = ["revisions", "rev"])]
+    Revision(cmd_revision::RevisionCommand),
+    /// Inspect routes.
+    #[command(subcommand, visible_aliases = ["routes"])]
+    Route(cmd_route::RouteCommand),
+    /// Print the client and server versions.
+    Version(VersionArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct VersionArgs {
+    /// Only the client version (do not ask the server).
+    #[arg(long)]
+    client: bool,
+}
+
+/// What every client command needs.
+pub struct Ctx {
+    pub client: Client,
+    /// `-n`, or `default`.
+    pub namespace: String,
+    /// Whether `-n` was given (apply refuses objects of other namespaces then).
+    pub namespace_given: bool,
+}
+
+/// An error already printed to stderr: just exit non-zero.
+#[derive(Debug, thiserror::Error)]
+#[error("errors were reported above")]
+pub struct Reported;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints an error for a user: the server's `Status` as kubectl does, anything else as
+/// `Error: ...` with its causes.
+fn report(e: &anyhow::Error) {
+    if e.downcast_ref::<Reported>().is_some() {
+        return;
+    }
+    if let Some(api @ ApiError::Status(_)) = e.downcast_ref::<ApiError>() {
+        eprintln!("{api}");
+        return;
+    }
+    eprintln!("Error: {e:#}");
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Serve(args) = cli.command {
+        return serve::run(args).await;
+    }
+    let ctx = Ctx {
+        client: Client::new(&cli.server)?,
+        namespace: cli
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string()),
+        namespace_given: cli.namespace.is_some(),
+    };
+    match cli.command {
+        Command::Serve(_) => Ok(()),
+        Command::Apply(args) => cmd_apply::run(&ctx, args).await,
+        Command::Get(args) => cmd_get::run(&ctx, args).await,
+        Command::Delete(args) => cmd_delete::run(&ctx, args).await,
+        Command::Service(cmd) => cmd_service::run(&ctx, *cmd).await,
+        Command::Revision(cmd) => cmd_revision::run(&ctx, cmd).await,
+        Command::Route(cmd) => cmd_route::run(&ctx, cmd).await,
+        Command::Version(args) => version(&ctx, args).await,
+    }
+}
+
+async fn version(ctx: &Ctx, args: VersionArgs) -> anyhow::Result<()> {
+    println!("Client Version: v{}", env!("CARGO_PKG_VERSION"));
+    if args.client {
+        return Ok(());
+    }
+    let v = ctx.client.get("/version").await?;
+    let server = v
+        .get("gitVersion")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string());
+    println!("Server Version: {server}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_kn_style_commands() {
+        let cli = Cli::try_parse_from([
+            "wisp",
+            "service",
+            "update",
+            "hello",
+            "--traffic",
+            "hello-00001=50,@latest=50",
+            "--tag",
+            "@latest=latest",
+            "--env",
+            "A=1",
+            "--env",
+            "B-",
+            "-n",
+            "team",
+        ]);
+        let Ok(cli) = cli else { panic!("{cli:?}") };
+        assert_eq!(cli.namespace.as_deref(), Some("team"));
+        let Command::Service(cmd) = cli.command else {
+            panic!("not a service command")
+        };
+        let cmd_service::ServiceCommand::Update(u) = *cmd else {
+            panic!("not an update")
+        };
+        assert_eq!(u.traffic.traffic, ["hello-00001=50", "@latest=50"]);
+        assert_eq!(u.edit.env, ["A=1", "B-"]);
+
+        let cli = Cli::try_parse_from([
+            "wisp",
+            "ksvc",
+            "create",
+            "hi",
+            "--cmd",
+            "python3",
+            "--arg",
+            "-m",
+            "--arg",
+            "http.server",
+            "--concurrency-limit",
+            "-1",
+        ]);
+        let Ok(cli) = cli else { panic!("{cli:?}") };
+        let Command::Service(cmd) = cli.command else {
+            panic!("not a service command")
+        };
+        let cmd_service::ServiceCommand::Create(c) = *cmd else {
+            panic!("not a create")
+        };
+        assert_eq!(c.edit.args, ["-m", "http.server"]);
+        assert_eq!(c.edit.concurrency_limit, Some(-1));
+
+        assert!(Cli::try_parse_from(["wisp", "get", "ksvc", "hello", "-o", "yaml", "-A"]).is_ok());
+        assert!(Cli::try_parse_from(["wisp", "delete", "-f", "-"]).is_ok());
+        assert!(Cli::try_parse_from(["wisp", "apply", "-f", "a.yaml", "-f", "b.yaml"]).is_ok());
+        assert!(Cli::try_parse_from(["wisp", "serve", "--api-addr", "127.0.0.1:0"]).is_ok());
+        assert!(Cli::try_parse_from(["wisp", "rev", "list", "-s", "hello"]).is_ok());
+        assert!(Cli::try_parse_from(["wisp", "route", "describe", "hello", "-v"]).is_ok());
+    }
+}
