@@ -15,6 +15,7 @@ use wisp_store::Store;
 mod discovery;
 mod error;
 mod handlers;
+mod openapi;
 mod paths;
 mod selector;
 mod table;
@@ -49,6 +50,19 @@ impl ApiServer {
             .route(
                 "/version",
                 get(|| async { axum::Json(discovery::version()) }),
+            )
+            .route("/openapi/v3", get(|| async { axum::Json(openapi::root()) }))
+            .route(
+                "/openapi/v3/{*path}",
+                get(
+                    |axum::extract::Path(path): axum::extract::Path<String>| async move {
+                        openapi::group_version(&path)
+                            .map(axum::Json)
+                            .ok_or_else(|| {
+                                ApiError::NotFound(format!("no OpenAPI document for {path}"))
+                            })
+                    },
+                ),
             )
             .route("/healthz", get(|| async { "ok" }))
             .route("/livez", get(|| async { "ok" }))

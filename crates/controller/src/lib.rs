@@ -394,29 +394,35 @@ impl Controller {
                 .unwrap_or_default()
         };
         for t in &route.spec.traffic {
-            if let Some(c) = (!t.configuration_name.is_empty())
-                .then(|| self.caches.configurations.get(ns, &t.configuration_name))
-                .flatten()
-            {
-                let latest = &c.status.latest_ready_revision_name;
-                lookup.configurations.insert(
-                    c.metadata.name.clone(),
-                    ConfigurationState {
-                        latest_ready_revision_name: (!latest.is_empty()).then(|| latest.clone()),
-                        ready: ready(&c.status.conditions),
-                    },
-                );
-                if let Some(r) = (!latest.is_empty())
-                    .then(|| self.caches.revisions.get(ns, latest))
-                    .flatten()
-                {
-                    lookup
-                        .revisions
-                        .insert(r.metadata.name.clone(), revision_state(&r));
-                }
-            }
-            if let Some(r) = (!t.revision_name.is_empty())
+            // A revision target also needs its configuration: it must still exist.
+            let revision = (!t.revision_name.is_empty())
                 .then(|| self.caches.revisions.get(ns, &t.revision_name))
+                .flatten();
+            let config_name = match &revision {
+                Some(r) => r.metadata.labels.get(keys::CONFIGURATION_LABEL).cloned(),
+                None => Some(t.configuration_name.clone()),
+            };
+            if let Some(r) = revision {
+                lookup
+                    .revisions
+                    .insert(r.metadata.name.clone(), revision_state(&r));
+            }
+            let Some(c) = config_name
+                .filter(|n| !n.is_empty())
+                .and_then(|n| self.caches.configurations.get(ns, &n))
+            else {
+                continue;
+            };
+            let latest = &c.status.latest_ready_revision_name;
+            lookup.configurations.insert(
+                c.metadata.name.clone(),
+                ConfigurationState {
+                    latest_ready_revision_name: (!latest.is_empty()).then(|| latest.clone()),
+                    ready: ready(&c.status.conditions),
+                },
+            );
+            if let Some(r) = (!latest.is_empty())
+                .then(|| self.caches.revisions.get(ns, latest))
                 .flatten()
             {
                 lookup

@@ -390,6 +390,9 @@ mod tests {
             },
         ]);
         let mut lookup = Lookup::default();
+        lookup
+            .configurations
+            .insert("hello".into(), ConfigurationState::default());
         for n in ["hello-00001", "hello-00002"] {
             lookup.revisions.insert(
                 n.into(),
