@@ -143,6 +143,10 @@ pub fn resource_of(object: &Value) -> Result<&'static ResourceInfo, String> {
         ));
     }
     kinds::by_api_version_kind(api_version, kind).ok_or_else(|| {
+        // An old Knative shape gets told how to write it in v1.
+        if let Some(hint) = wisp_api::admission::legacy_hint(object) {
+            return hint;
+        }
         let served: Vec<String> = kinds::ALL
             .iter()
             .map(|r| format!("{} ({})", r.kind, r.api_version()))
