@@ -261,6 +261,34 @@ impl Controller {
         Ok(())
     }
 
+    /// Creates the child `want`, or brings the cached one's spec, labels and annotations to it.
+    /// `Err(message)` when an object of that name exists but is not owned by `owner_uid`.
+    async fn ensure_child<T: Child>(
+        &self,
+        info: &ResourceInfo,
+        cache: &cache::Indexer<T>,
+        owner_uid: &str,
+        want: T,
+    ) -> Result<Result<T, String>> {
+        let meta = want.meta();
+        let Some(cur) = cache.get(&meta.namespace, &meta.name) else {
+            return Ok(Ok(self.create(info, &want).await?));
+        };
+        if !owned_by(cur.meta(), owner_uid) {
+            return Ok(Err(format!(
+                "There is an existing {} {:?} that we do not own.",
+                info.kind,
+                cur.meta().name
+            )));
+        }
+        if cur.matches(&want) {
+            return Ok(Ok((*cur).clone()));
+        }
+        let mut next = (*cur).clone();
+        next.adopt(want);
+        Ok(Ok(self.update(info, &next).await?))
+    }
+
     /// Service -> its Configuration and Route, then status mirrored from both.
     async fn reconcile_service(&self, ns: &str, name: &str) -> Result<()> {
         let Some(svc) = self.caches.services.get(ns, name) else {
@@ -271,45 +299,22 @@ impl Controller {
         }
         let uid = svc.metadata.uid.as_str();
 
-        let want = resources::make_configuration(&svc);
-        let config = match self.caches.configurations.get(ns, name) {
-            None => Ok(self.create(&kinds::CONFIGURATIONS, &want).await?),
-            Some(cur) if !owned_by(&cur.metadata, uid) => Err(format!(
-                "There is an existing Configuration {name:?} that we do not own."
-            )),
-            Some(cur)
-                if cur.spec != want.spec
-                    || cur.metadata.labels != want.metadata.labels
-                    || cur.metadata.annotations != want.metadata.annotations =>
-            {
-                let mut next = (*cur).clone();
-                next.spec = want.spec;
-                next.metadata.labels = want.metadata.labels;
-                next.metadata.annotations = want.metadata.annotations;
-                Ok(self.update(&kinds::CONFIGURATIONS, &next).await?)
-            }
-            Some(cur) => Ok((*cur).clone()),
-        };
-
-        let want = resources::make_route(&svc);
-        let route = match self.caches.routes.get(ns, name) {
-            None => Ok(self.create(&kinds::ROUTES, &want).await?),
-            Some(cur) if !owned_by(&cur.metadata, uid) => Err(format!(
-                "There is an existing Route {name:?} that we do not own."
-            )),
-            Some(cur)
-                if cur.spec != want.spec
-                    || cur.metadata.labels != want.metadata.labels
-                    || cur.metadata.annotations != want.metadata.annotations =>
-            {
-                let mut next = (*cur).clone();
-                next.spec = want.spec;
-                next.metadata.labels = want.metadata.labels;
-                next.metadata.annotations = want.metadata.annotations;
-                Ok(self.update(&kinds::ROUTES, &next).await?)
-            }
-            Some(cur) => Ok((*cur).clone()),
-        };
+        let config = self
+            .ensure_child(
+                &kinds::CONFIGURATIONS,
+                &self.caches.configurations,
+                uid,
+                resources::make_configuration(&svc),
+            )
+            .await?;
+        let route = self
+            .ensure_child(
+                &kinds::ROUTES,
+                &self.caches.routes,
+                uid,
+                resources::make_route(&svc),
+            )
+            .await?;
 
         let st = status::service_status(
             &svc,
@@ -459,3 +464,30 @@ fn revision_state(r: &Revision) -> RevisionState {
         service: r.metadata.labels.get(keys::SERVICE_LABEL).cloned(),
     }
 }
+
+/// A child a Service owns: what the Service decides about it, and how to take it over.
+trait Child: Object + Serialize {
+    /// Whether spec, labels and annotations already are as wanted.
+    fn matches(&self, want: &Self) -> bool;
+    /// Takes spec, labels and annotations from `want`, keeping identity and status.
+    fn adopt(&mut self, want: Self);
+}
+
+macro_rules! child {
+    ($t:ty) => {
+        impl Child for $t {
+            fn matches(&self, want: &Self) -> bool {
+                self.spec == want.spec
+                    && self.metadata.labels == want.metadata.labels
+                    && self.metadata.annotations == want.metadata.annotations
+            }
+            fn adopt(&mut self, want: Self) {
+                self.spec = want.spec;
+                self.metadata.labels = want.metadata.labels;
+                self.metadata.annotations = want.metadata.annotations;
+            }
+        }
+    };
+}
+child!(Configuration);
+child!(Route);
