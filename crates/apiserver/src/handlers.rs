@@ -165,7 +165,9 @@ async fn resource(
     };
     let store = api.store.as_ref();
     match (method, req.path.name.clone()) {
-        (Method::GET, None) if is_watch(params) => watch(api.store.clone(), req).await,
+        (Method::GET, None) if is_watch(params) => {
+            watch(api.store.clone(), api.stopping.subscribe(), req).await
+        }
         (Method::GET, None) => list(store, &req).await,
         (Method::GET, Some(name)) => {
             let obj = store
@@ -355,49 +357,56 @@ async fn update(
     Ok(respond_one(req, StatusCode::OK, stored))
 }
 
-/// Applies one PATCH body to the current object.
-fn apply_patch(ctype: &str, current: &Value, body: &Bytes) -> Result<Value, ApiError> {
-    let mut doc = current.clone();
-    let media = ctype.split(';').next().unwrap_or("").trim();
-    match media {
-        "application/merge-patch+json" => {
-            let patch: Value = serde_json::from_slice(body)
-                .map_err(|e| ApiError::BadRequest(format!("error decoding merge patch: {e}")))?;
-            json_patch::merge(&mut doc, &patch);
-        }
-        "application/json-patch+json" => {
-            let patch: json_patch::Patch = serde_json::from_slice(body)
-                .map_err(|e| ApiError::BadRequest(format!("error decoding JSON patch: {e}")))?;
-            json_patch::patch(&mut doc, &patch).map_err(|e| ApiError::Invalid {
-                kind: String::new(),
-                group: String::new(),
-                name: name_of(current).to_string(),
-                errors: wisp_api::validation::FieldErrors(vec![
-                    wisp_api::validation::FieldError::new(
-                        wisp_api::validation::Reason::FieldValueInvalid,
-                        format!("the JSON patch could not be applied: {}", e.kind),
-                        e.path.to_string(),
-                    ),
-                ]),
-            })?;
-        }
-        "application/strategic-merge-patch+json" => {
-            return Err(ApiError::UnsupportedMediaType(
+/// A decoded PATCH body.
+enum Patch {
+    Merge(Value),
+    Json(json_patch::Patch),
+}
+
+impl Patch {
+    /// Decodes the body by its media type; refuses what wisp does not apply, before any lookup.
+    fn decode(ctype: &str, body: &Bytes) -> Result<Patch, ApiError> {
+        match ctype.split(';').next().unwrap_or("").trim() {
+            "application/merge-patch+json" => serde_json::from_slice(body)
+                .map(Patch::Merge)
+                .map_err(|e| ApiError::BadRequest(format!("error decoding merge patch: {e}"))),
+            "application/json-patch+json" => serde_json::from_slice(body)
+                .map(Patch::Json)
+                .map_err(|e| ApiError::BadRequest(format!("error decoding JSON patch: {e}"))),
+            "application/strategic-merge-patch+json" => Err(ApiError::UnsupportedMediaType(
                 "strategic merge patch is not supported for Knative kinds (as for CRDs); use --type merge or --type json".into(),
-            ));
-        }
-        "application/apply-patch+yaml" => {
-            return Err(ApiError::UnsupportedMediaType(
+            )),
+            "application/apply-patch+yaml" => Err(ApiError::UnsupportedMediaType(
                 "server-side apply is not supported yet; use client-side apply (kubectl apply without --server-side, or wisp apply)".into(),
-            ));
-        }
-        other => {
-            return Err(ApiError::UnsupportedMediaType(format!(
+            )),
+            other => Err(ApiError::UnsupportedMediaType(format!(
                 "the body of the request was in an unknown format ({other:?}); accepted: application/merge-patch+json, application/json-patch+json"
-            )));
+            ))),
         }
     }
-    Ok(doc)
+
+    /// The current object with the patch applied.
+    fn apply(&self, current: &Value) -> Result<Value, ApiError> {
+        let mut doc = current.clone();
+        match self {
+            Patch::Merge(patch) => json_patch::merge(&mut doc, patch),
+            Patch::Json(patch) => {
+                json_patch::patch(&mut doc, patch).map_err(|e| ApiError::Invalid {
+                    kind: String::new(),
+                    group: String::new(),
+                    name: name_of(current).to_string(),
+                    errors: wisp_api::validation::FieldErrors(vec![
+                        wisp_api::validation::FieldError::new(
+                            wisp_api::validation::Reason::FieldValueInvalid,
+                            format!("the JSON patch could not be applied: {}", e.kind),
+                            e.path.to_string(),
+                        ),
+                    ]),
+                })?
+            }
+        }
+        Ok(doc)
+    }
 }
 
 async fn patch(
@@ -412,13 +421,14 @@ async fn patch(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let patch = Patch::decode(ctype, body)?;
     let mut attempt = 0;
     loop {
         let current = store
             .get(&req.key, req.ns(), name)
             .await
             .map_err(req.store_err(name))?;
-        let mut patched = apply_patch(ctype, &current, body)?;
+        let mut patched = patch.apply(&current)?;
         let rv_pinned_by_patch = patched.pointer("/metadata/resourceVersion")
             != current.pointer("/metadata/resourceVersion");
         if !rv_pinned_by_patch && patched.get("metadata").is_some_and(Value::is_object) {
@@ -579,7 +589,11 @@ fn watch_line(kind: &str, object: Value) -> Bytes {
 
 /// `?watch=true`: newline-delimited JSON events, first the current objects when no
 /// resourceVersion is given (Kubernetes' semantics for "" and "0"), then every change.
-async fn watch(store: Arc<dyn Store>, req: Req<'_>) -> Result<Response, ApiError> {
+async fn watch(
+    store: Arc<dyn Store>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    req: Req<'_>,
+) -> Result<Response, ApiError> {
     let (labels, fields) = selectors(&req)?;
     let rv_param = req
         .params
@@ -639,6 +653,7 @@ async fn watch(store: Arc<dyn Store>, req: Req<'_>) -> Result<Response, ApiError
             let event = tokio::select! {
                 _ = &mut deadline => return,
                 _ = tx.closed() => return,
+                _ = stopping.wait_for(|stop| *stop) => return,
                 event = events.recv() => event,
             };
             let line = match event {

@@ -29,6 +29,8 @@ pub struct ApiServer {
     store: Arc<dyn Store>,
     /// The `host:port` clients reach us at, announced in `/api`.
     server_address: String,
+    /// Turns true when the daemon stops: open watches end so connections can drain.
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl ApiServer {
@@ -36,7 +38,14 @@ impl ApiServer {
         ApiServer {
             store,
             server_address: server_address.into(),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
+    }
+
+    /// Ends every open watch stream (and refuses new ones), so a graceful shutdown of the
+    /// HTTP server does not wait for long-lived watches.
+    pub fn stop_watches(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// Creates the `default` namespace if it does not exist, so a fresh data dir lists it.

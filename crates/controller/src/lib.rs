@@ -47,7 +47,11 @@ impl ReconcileError {
     fn is_expected(&self) -> bool {
         matches!(
             self,
-            ReconcileError::Store(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. })
+            ReconcileError::Store(
+                StoreError::Conflict { .. }
+                    | StoreError::AlreadyExists { .. }
+                    | StoreError::NotFound { .. }
+            )
         )
     }
 }

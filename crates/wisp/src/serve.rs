@@ -120,8 +120,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "wisp is serving"
     );
-    let api_server =
-        axum::serve(api_listener, api.router()).with_graceful_shutdown(shutdown_signal());
+    let stopper = api.clone();
+    let api_server = axum::serve(api_listener, api.router()).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        stopper.stop_watches();
+    });
     let gateway = axum::serve(gw_listener, placeholder_gateway());
     tokio::select! {
         r = api_server => r.context("API server failed")?,

@@ -193,33 +193,81 @@ fn strip_nulls(v: Value) -> Value {
     }
 }
 
-/// Strict decoding with the path of the first offending field.
-fn decode<T: DeserializeOwned>(v: Value) -> Result<T, AdmissionError> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
+/// Most unknown fields reported in one answer.
+const MAX_UNKNOWN_FIELDS: usize = 50;
+
+/// Removes the key `field` from the object at `path` inside `v`; false if it is not there.
+fn remove_field(v: &mut Value, path: &serde_path_to_error::Path, field: &str) -> bool {
+    use serde_path_to_error::Segment;
+    let mut cur = v;
+    let mut segs: Vec<&Segment> = path.iter().collect();
+    if matches!(segs.last(), Some(Segment::Map { key }) if key == field) {
+        segs.pop();
+    }
+    for seg in segs {
+        let present = match seg {
+            Segment::Seq { index } => cur.get(*index).is_some(),
+            Segment::Map { key } => cur.get(key.as_str()).is_some(),
+            Segment::Enum { .. } | Segment::Unknown => false,
+        };
+        // A missing step means the path already ends in the unknown field itself.
+        cur = match seg {
+            Segment::Seq { index } if present => &mut cur[*index],
+            Segment::Map { key } if present => &mut cur[key.as_str()],
+            _ => break,
+        };
+    }
+    if let Some(obj) = cur.as_object_mut()
+        && obj.remove(field).is_some()
+    {
+        return true;
+    }
+    false
+}
+
+/// Strict decoding. Every unknown field is reported with its path (each is removed and the
+/// decoding retried, so one typo does not hide the next, nor the validation errors of the
+/// rest, which the caller adds); a value of the wrong type stops decoding at once.
+fn decode<T: DeserializeOwned>(mut v: Value) -> Result<(T, FieldErrors), AdmissionError> {
+    let mut unknown = FieldErrors::new();
+    loop {
+        let e = match serde_path_to_error::deserialize::<_, T>(v.clone()) {
+            Ok(t) => return Ok((t, unknown)),
+            Err(e) => e,
+        };
         let mut path = e.path().to_string();
         if path == "." {
             path.clear();
         }
         let inner = e.inner().to_string();
-        let err = if let Some(rest) = inner.strip_prefix("unknown field `") {
-            let field = rest.split('`').next().unwrap_or("");
-            if !path.ends_with(field) {
-                path = if path.is_empty() {
-                    field.to_string()
-                } else {
-                    format!("{path}.{field}")
-                };
-            }
-            FieldError::new(
-                Reason::FieldValueInvalid,
-                format!("unknown field {field:?}"),
-                path,
-            )
-        } else {
-            FieldError::new(Reason::FieldValueTypeInvalid, inner, path)
+        let Some(rest) = inner.strip_prefix("unknown field `") else {
+            unknown.push(FieldError::new(Reason::FieldValueTypeInvalid, inner, path));
+            return Err(AdmissionError::Invalid(unknown));
         };
-        AdmissionError::Invalid(err.into())
-    })
+        let field = rest.split('`').next().unwrap_or("").to_string();
+        if !path.ends_with(field.as_str()) {
+            path = if path.is_empty() {
+                field.clone()
+            } else {
+                format!("{path}.{field}")
+            };
+        }
+        unknown.push(FieldError::new(
+            Reason::FieldValueInvalid,
+            format!("unknown field {field:?}"),
+            path,
+        ));
+        if unknown.len() >= MAX_UNKNOWN_FIELDS || !remove_field(&mut v, e.path(), &field) {
+            return Err(AdmissionError::Invalid(unknown));
+        }
+    }
+}
+
+/// [`decode`] for kinds whose validation adds little: any unknown field is the answer.
+fn decode_strict<T: DeserializeOwned>(v: Value) -> Result<T, AdmissionError> {
+    let (t, unknown) = decode(v)?;
+    unknown.into_result()?;
+    Ok(t)
 }
 
 fn decode_old<T: DeserializeOwned>(v: Option<&Value>) -> Result<Option<T>, AdmissionError> {
@@ -292,7 +340,7 @@ fn admit_service(
     ctx: &AdmissionContext,
 ) -> Result<Value, AdmissionError> {
     let cfg = &ctx.config;
-    let mut svc: Service = decode(new)?;
+    let (mut svc, unknown_fields): (Service, _) = decode(new)?;
     let old: Option<Service> = decode_old(old)?;
 
     // Defaulting.
@@ -331,6 +379,7 @@ fn admit_service(
             .via_field("metadata.annotations"),
         );
     }
+    errs.also(unknown_fields);
     errs.into_result()?;
     encode(&svc)
 }
@@ -353,7 +402,7 @@ fn admit_configuration(
     ctx: &AdmissionContext,
 ) -> Result<Value, AdmissionError> {
     let cfg = &ctx.config;
-    let mut c: Configuration = decode(new)?;
+    let (mut c, unknown_fields): (Configuration, _) = decode(new)?;
     let old: Option<Configuration> = decode_old(old)?;
     let user_owned = c.metadata.owner_references.is_empty();
 
@@ -401,6 +450,7 @@ fn admit_configuration(
             );
         }
     }
+    errs.also(unknown_fields);
     errs.into_result()?;
     encode(&c)
 }
@@ -411,7 +461,7 @@ fn admit_route(
     ctx: &AdmissionContext,
 ) -> Result<Value, AdmissionError> {
     let cfg = &ctx.config;
-    let mut r: Route = decode(new)?;
+    let (mut r, unknown_fields): (Route, _) = decode(new)?;
     let old: Option<Route> = decode_old(old)?;
     let user_owned = r.metadata.owner_references.is_empty();
 
@@ -449,6 +499,7 @@ fn admit_route(
             );
         }
     }
+    errs.also(unknown_fields);
     errs.into_result()?;
     encode(&r)
 }
@@ -460,7 +511,7 @@ fn admit_revision(
     ctx: &AdmissionContext,
 ) -> Result<Value, AdmissionError> {
     let cfg = &ctx.config;
-    let mut r: Revision = decode(new)?;
+    let (mut r, unknown_fields): (Revision, _) = decode(new)?;
     let old: Option<Revision> = decode_old(old)?;
 
     if let Some(o) = &old {
@@ -492,6 +543,7 @@ fn admit_revision(
     if old.is_none() {
         errs.also(podspec::validate_revision_spec(&r.spec, cfg).via_field("spec"));
     }
+    errs.also(unknown_fields);
     errs.into_result()?;
     encode(&r)
 }
@@ -531,7 +583,7 @@ fn core_name(meta: &ObjectMeta, check: fn(&str, bool) -> Vec<String>) -> FieldEr
 }
 
 fn admit_namespace(new: Value, in_create: bool) -> Result<Value, AdmissionError> {
-    let mut ns: Namespace = decode(new)?;
+    let mut ns: Namespace = decode_strict(new)?;
     core_name(&ns.metadata, naming::name_is_dns1123_label).into_result()?;
     if in_create && ns.status.as_ref().is_none_or(|s| s.phase.is_empty()) {
         ns.status = Some(NamespaceStatus {
@@ -592,7 +644,7 @@ fn immutable_changed(old_immutable: Option<bool>, changed: bool, field: &str) ->
 }
 
 fn admit_config_map(old: Option<&Value>, new: Value) -> Result<Value, AdmissionError> {
-    let cm: ConfigMap = decode(new)?;
+    let cm: ConfigMap = decode_strict(new)?;
     let old: Option<ConfigMap> = decode_old(old)?;
     let mut errs = core_name(&cm.metadata, naming::name_is_dns1123_subdomain);
     errs.also(check_keys(cm.data.keys(), "data"));
@@ -639,7 +691,7 @@ fn base64(data: &[u8]) -> String {
 /// Kubernetes writes `stringData` into `data` (base64) and never stores it; the type
 /// defaults to `Opaque` and cannot change.
 fn admit_secret(old: Option<&Value>, new: Value) -> Result<Value, AdmissionError> {
-    let mut s: Secret = decode(new)?;
+    let mut s: Secret = decode_strict(new)?;
     let old: Option<Secret> = decode_old(old)?;
     let mut errs = core_name(&s.metadata, naming::name_is_dns1123_subdomain);
     errs.also(check_keys(s.data.keys(), "data"));
@@ -665,7 +717,7 @@ fn admit_secret(old: Option<&Value>, new: Value) -> Result<Value, AdmissionError
 }
 
 fn admit_event(new: Value) -> Result<Value, AdmissionError> {
-    let e: Event = decode(new)?;
+    let e: Event = decode_strict(new)?;
     core_name(&e.metadata, naming::name_is_dns1123_subdomain).into_result()?;
     encode(&e)
 }

@@ -366,7 +366,7 @@ fn service_create_rules() {
         (
             "unknown field",
             svc(json!({"imagee": "x"})),
-            "unknown field \"imagee\": spec.template.spec.containers[0].imagee",
+            "missing field(s): spec.template.spec.containers[0].image; unknown field \"imagee\": spec.template.spec.containers[0].imagee",
         ),
         (
             "wrong type",
@@ -826,4 +826,36 @@ fn base64_matches_rfc4648() {
     ] {
         assert_eq!(base64(i.as_bytes()), o);
     }
+}
+
+#[test]
+fn every_unknown_field_is_reported_with_the_other_mistakes() {
+    let mut v = svc_with(
+        json!({"imagee": "x", "image": "y", "portz": 1, "env": [{"name": "PORT", "value": "1"}]}),
+        json!({"containerConcurrencyy": 3}),
+    );
+    v["spec"]["traffic"] = json!([{"latestRevision": true, "percent": 90}]);
+    let Err(AdmissionError::Invalid(errs)) = create(&kinds::SERVICES, v) else {
+        panic!("expected Invalid");
+    };
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    for want in [
+        "spec.template.spec.containers[0].imagee",
+        "spec.template.spec.containers[0].portz",
+        "spec.template.spec.containerConcurrencyy",
+        "spec.template.spec.containers[0].env[0].name",
+        "spec.traffic",
+    ] {
+        assert!(
+            paths.iter().any(|p| p.starts_with(want)),
+            "{want} missing from {paths:?}"
+        );
+    }
+    // A wrong type still stops decoding, naming its path.
+    let wrong = svc(json!({"image": "x", "ports": "8080"}));
+    let text = err_text(create(&kinds::SERVICES, wrong));
+    assert!(
+        text.contains("spec.template.spec.containers[0].ports"),
+        "{text}"
+    );
 }
