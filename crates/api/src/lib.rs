@@ -20,5 +20,5 @@ pub mod serving;
 pub mod traffic;
 pub mod validation;
 
-mod duration;
+pub mod goparse;
 mod md5;

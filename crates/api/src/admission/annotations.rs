@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::config::Autoscaler;
-use crate::duration::{self, HOUR, Nanos, SECOND};
+use crate::goparse::{self, HOUR, Nanos, SECOND};
 use crate::serving::keys;
 use crate::validation::{FieldErrors, Reason};
 
@@ -151,13 +151,13 @@ fn validate_floats(m: &Annotations) -> FieldErrors {
 }
 
 fn duration_bounds(v: &str, lo: Nanos, k: &str) -> FieldErrors {
-    FieldErrors::out_of_bounds(v, duration::format(lo), duration::format(HOUR), k)
+    FieldErrors::out_of_bounds(v, goparse::format_duration(lo), goparse::format_duration(HOUR), k)
 }
 
 fn validate_scale_down_delay(m: &Annotations) -> FieldErrors {
     let legacy = alt("scaleDownDelay");
     if let Some((k, v)) = get(m, &[keys::SCALE_DOWN_DELAY_ANNOTATION, &legacy]) {
-        return match duration::parse(v) {
+        return match goparse::parse_duration(v) {
             Err(_) => FieldErrors::invalid_value(v, k, ""),
             Ok(d) if !(0..=HOUR).contains(&d) => duration_bounds(v, 0, k),
             Ok(d) if d % SECOND != 0 => FieldErrors::generic(
@@ -177,7 +177,7 @@ fn validate_last_pod_retention(m: &Annotations) -> FieldErrors {
         m,
         &[keys::SCALE_TO_ZERO_POD_RETENTION_PERIOD_ANNOTATION, &legacy],
     ) {
-        return match duration::parse(v) {
+        return match goparse::parse_duration(v) {
             Err(_) => FieldErrors::invalid_value(v, k, ""),
             Ok(d) if !(0..=HOUR).contains(&d) => duration_bounds(v, 0, k),
             Ok(_) => FieldErrors::new(),
@@ -189,7 +189,7 @@ fn validate_last_pod_retention(m: &Annotations) -> FieldErrors {
 fn validate_window(m: &Annotations) -> FieldErrors {
     let k = keys::WINDOW_ANNOTATION;
     if let Some((_, v)) = get(m, &[k]) {
-        return match duration::parse(v) {
+        return match goparse::parse_duration(v) {
             Err(_) => FieldErrors::invalid_value(v, k, ""),
             Ok(d) if !(6 * SECOND..=HOUR).contains(&d) => duration_bounds(v, 6 * SECOND, k),
             Ok(d) if d % SECOND != 0 => FieldErrors::generic(
@@ -401,7 +401,7 @@ pub(crate) fn validate_duration_annotation(
     if v.is_empty() {
         return FieldErrors::new();
     }
-    match duration::parse(v) {
+    match goparse::parse_duration(v) {
         Err(_) => FieldErrors::invalid_value(v, k, ""),
         Ok(d) if d % SECOND != 0 => FieldErrors::generic(
             Reason::FieldValueInvalid,
