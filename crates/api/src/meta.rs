@@ -201,6 +201,23 @@ pub fn set_condition(conditions: &mut Vec<Condition>, mut cond: Condition, now: 
 
 /// A happy condition and the conditions it depends on (knative.dev/pkg
 /// `NewLivingConditionSet`).
+/// Restores `lastTransitionTime` on every condition of `new` that ends where it was in `old`
+/// (same status, reason, message and severity). Recomputing a status step by step may pass
+/// through other states on the way; only a real change of a condition is a transition, and
+/// an unchanged status must compare equal so nothing is written.
+pub fn keep_transition_times(old: &[Condition], new: &mut [Condition]) {
+    for c in new.iter_mut() {
+        if let Some(o) = old.iter().find(|o| o.type_ == c.type_)
+            && o.status == c.status
+            && o.reason == c.reason
+            && o.message == c.message
+            && o.severity == c.severity
+        {
+            c.last_transition_time = o.last_transition_time.clone();
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConditionSet {
     pub happy: &'static str,

@@ -558,16 +558,17 @@ async fn selected(store: &dyn Store, req: &Req<'_>) -> Result<(Vec<Value>, u64),
 }
 
 fn list_doc(req: &Req, items: Vec<Value>, rv: Option<u64>) -> Value {
-    let mut meta = json!({});
+    let mut meta = serde_json::Map::new();
     if let Some(rv) = rv {
-        meta["resourceVersion"] = json!(rv.to_string());
+        meta.insert("resourceVersion".into(), json!(rv.to_string()));
     }
-    json!({
-        "apiVersion": req.api_version(),
-        "kind": format!("{}List", req.info.kind),
-        "metadata": meta,
-        "items": items,
-    })
+    // Built by moving the items in: `json!` would deep-copy them.
+    let mut doc = serde_json::Map::new();
+    doc.insert("apiVersion".into(), json!(req.api_version()));
+    doc.insert("kind".into(), json!(format!("{}List", req.info.kind)));
+    doc.insert("metadata".into(), Value::Object(meta));
+    doc.insert("items".into(), Value::Array(items));
+    Value::Object(doc)
 }
 
 async fn list(store: &dyn Store, req: &Req<'_>) -> Result<Response, ApiError> {

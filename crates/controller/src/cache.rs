@@ -106,15 +106,10 @@ impl<T: Object> Indexer<T> {
     }
 
     /// Replaces the whole content after a (re)list.
-    pub fn replace(&self, objects: Vec<T>) {
+    pub fn replace(&self, objects: Vec<Arc<T>>) {
         let map = objects
             .into_iter()
-            .map(|o| {
-                (
-                    (o.meta().namespace.clone(), o.meta().name.clone()),
-                    Arc::new(o),
-                )
-            })
+            .map(|o| ((o.meta().namespace.clone(), o.meta().name.clone()), o))
             .collect();
         *self.write() = map;
     }

@@ -44,14 +44,17 @@ pub async fn run<T: Object>(
                 continue;
             }
         };
-        let objects: Vec<T> = list
+        // Decode, fill the cache, then announce: keys enqueued before the cache holds their
+        // objects would be reconciled against a half-filled cache.
+        let objects: Vec<Arc<T>> = list
             .items
             .into_iter()
             .filter_map(|v| decode(v, &resource))
+            .map(Arc::new)
             .collect();
         index.replace(objects.clone());
-        for obj in &objects {
-            on_change(obj);
+        for obj in objects {
+            on_change(&obj);
         }
         synced.send_replace(true);
         let mut events = match store

@@ -8,7 +8,7 @@
 
 use wisp_api::meta::{
     CONFIGURATION_CONDITIONS, ConditionStatus, READY, REVISION_CONDITIONS, ROUTE_CONDITIONS,
-    SERVICE_CONDITIONS, get_condition,
+    SERVICE_CONDITIONS, get_condition, keep_transition_times,
 };
 use wisp_api::naming;
 use wisp_api::serving::{
@@ -58,6 +58,7 @@ pub fn revision_status(rev: &Revision, now: &str) -> RevisionStatus {
         NO_DATA_PLANE_REASON,
         NO_DATA_PLANE_MESSAGE,
     );
+    keep_transition_times(&rev.status.conditions, &mut st.conditions);
     st
 }
 
@@ -83,6 +84,7 @@ pub fn configuration_status(
     m.initialize();
     let Some(rev) = latest_created else {
         m.mark_unknown(READY, "", "");
+        keep_transition_times(&config.status.conditions, &mut st.conditions);
         return st;
     };
     let name = rev.metadata.name.clone();
@@ -114,6 +116,7 @@ pub fn configuration_status(
             .map(|r| r.metadata.name.clone())
             .unwrap_or_default();
     }
+    keep_transition_times(&config.status.conditions, &mut st.conditions);
     st
 }
 
@@ -163,6 +166,7 @@ pub fn route_status(route: &Route, lookup: &Lookup, domain: &str, now: &str) -> 
         Err(e) if e.is_failure() => m.mark_false("AllTrafficAssigned", e.reason(), &e.message()),
         Err(e) => m.mark_unknown("AllTrafficAssigned", e.reason(), &e.message()),
     }
+    keep_transition_times(&route.status.conditions, &mut st.conditions);
     st
 }
 
@@ -228,6 +232,7 @@ pub fn service_status(
         }
     }
     st.conditions = conds;
+    keep_transition_times(&svc.status.conditions, &mut st.conditions);
     st
 }
 
@@ -478,5 +483,50 @@ mod tests {
             (ConditionStatus::False, "NotOwned")
         );
         assert_eq!(cond(&st.conditions, READY).status, ConditionStatus::False);
+    }
+}
+
+#[cfg(test)]
+mod steady_state {
+    //! A recomputed status of an unchanged world must equal the stored one, or every restart
+    //! rewrites every object (seen in the control-plane benchmark before this was kept).
+    use super::*;
+    use wisp_api::serving::TrafficTarget;
+    use wisp_api::traffic::ConfigurationState;
+
+    const T1: &str = "2026-11-24T12:00:00Z";
+    const T2: &str = "2026-11-24T13:00:00Z";
+
+    #[test]
+    fn recomputing_later_changes_nothing() {
+        let mut rev = Revision::new("default", "hello-00001");
+        rev.spec.containers.push(Default::default());
+        rev.status = revision_status(&rev, T1);
+        assert_eq!(revision_status(&rev, T2), rev.status);
+
+        let mut route = Route::new("default", "hello");
+        route.spec.traffic = vec![TrafficTarget {
+            configuration_name: "hello".into(),
+            latest_revision: Some(true),
+            percent: Some(100),
+            ..Default::default()
+        }];
+        let mut lookup = Lookup::default();
+        lookup
+            .configurations
+            .insert("hello".into(), ConfigurationState::default());
+        route.status = route_status(&route, &lookup, "localhost", T1);
+        assert_eq!(route_status(&route, &lookup, "localhost", T2), route.status);
+
+        let mut cfg = Configuration::new("default", "hello");
+        cfg.status = configuration_status(&cfg, Some(&rev), &[&rev], T1);
+        assert_eq!(
+            configuration_status(&cfg, Some(&rev), &[&rev], T2),
+            cfg.status
+        );
+
+        let mut svc = Service::new("default", "hello");
+        svc.status = service_status(&svc, Ok(&cfg), Ok(&route), T1);
+        assert_eq!(service_status(&svc, Ok(&cfg), Ok(&route), T2), svc.status);
     }
 }

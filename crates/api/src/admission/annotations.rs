@@ -151,7 +151,12 @@ fn validate_floats(m: &Annotations) -> FieldErrors {
 }
 
 fn duration_bounds(v: &str, lo: Nanos, k: &str) -> FieldErrors {
-    FieldErrors::out_of_bounds(v, goparse::format_duration(lo), goparse::format_duration(HOUR), k)
+    FieldErrors::out_of_bounds(
+        v,
+        goparse::format_duration(lo),
+        goparse::format_duration(HOUR),
+        k,
+    )
 }
 
 fn validate_scale_down_delay(m: &Annotations) -> FieldErrors {
