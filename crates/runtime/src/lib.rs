@@ -36,6 +36,7 @@ pub mod prober;
 mod process;
 mod replica;
 mod spawn;
+pub mod tuning;
 
 pub use backoff::RestartPolicy;
 pub use logs::{LogSink, read_tail};

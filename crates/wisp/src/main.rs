@@ -95,6 +95,10 @@ pub struct Reported;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_)) {
+        // The daemon's memory is mostly what glibc's per-thread arenas keep after short peaks.
+        wisp_runtime::tuning::limit_malloc_arenas(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
