@@ -84,9 +84,10 @@ md_args=()
 if [ "$write" = 1 ]; then
   md_args=(--benchmarks-md "$root/BENCHMARKS.md")
 fi
+target_dir=${CARGO_TARGET_DIR:-$root/target}
 timeout --kill-after=10 "$((deadline + 30))" \
-  target/release/wisp-loadgen control-plane \
-  --bin "$root/target/release/wisp" --workdir "$workdir" --pidfile "$pidfile" \
+  "$target_dir/release/wisp-loadgen" control-plane \
+  --bin "$target_dir/release/wisp" --workdir "$workdir" --pidfile "$pidfile" \
   --services "$services" --gets "$gets" --lists "$lists" --restarts "$restarts" \
   --runs "$runs" --deadline-secs "$deadline" --json "$json" \
   --date "$stamp" --commit "$commit" --nproc "$(nproc)" --cpu "$cpu" \
