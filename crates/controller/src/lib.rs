@@ -20,13 +20,14 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use wisp_api::kinds::{self, ResourceInfo};
 use wisp_api::meta::{CONFIGURATION_CONDITIONS, ObjectMeta, READY, get_condition};
-use wisp_api::serving::{Configuration, Revision, Route, Service, TrafficTarget, keys};
+use wisp_api::serving::{Configuration, Revision, Route, Service, keys};
 use wisp_api::traffic::{ConfigurationState, Lookup, RevisionState};
 use wisp_store::{Store, StoreError};
 
 pub mod cache;
 mod informer;
 pub mod queue;
+mod refs;
 pub mod resources;
 pub mod status;
 
@@ -74,6 +75,7 @@ pub struct Controller {
     caches: Arc<Caches>,
     queue: Queue,
     config: Arc<Config>,
+    route_refs: Arc<refs::RouteRefs>,
 }
 
 fn now() -> String {
@@ -84,12 +86,6 @@ fn owned_by(meta: &ObjectMeta, owner_uid: &str) -> bool {
     meta.controller_ref().is_some_and(|r| r.uid == owner_uid)
 }
 
-fn references(traffic: &[TrafficTarget], configuration: &str, revision: Option<&str>) -> bool {
-    traffic.iter().any(|t| {
-        t.configuration_name == configuration || revision.is_some_and(|r| t.revision_name == r)
-    })
-}
-
 impl Controller {
     pub fn new(store: Arc<dyn Store>, config: Config) -> Controller {
         Controller {
@@ -97,6 +93,7 @@ impl Controller {
             caches: Arc::new(Caches::default()),
             queue: Queue::default(),
             config: Arc::new(config),
+            route_refs: Arc::default(),
         }
     }
 
@@ -169,9 +166,10 @@ impl Controller {
     // ---- what each change affects -------------------------------------------------------
 
     fn enqueue_routes(&self, ns: &str, configuration: &str, revision: Option<&str>) {
-        for r in self.caches.routes.list(ns) {
-            if references(&r.spec.traffic, configuration, revision) {
-                self.queue.add(Key::new(Kind::Route, ns, &r.metadata.name));
+        let names = [Some(configuration), revision].into_iter().flatten();
+        for target in names.filter(|n| !n.is_empty()) {
+            for route in self.route_refs.routes(ns, target) {
+                self.queue.add(Key::new(Kind::Route, ns, &route));
             }
         }
     }
@@ -214,6 +212,19 @@ impl Controller {
 
     fn on_route(&self, r: &Route) {
         let m = &r.metadata;
+        // A deleted route is already gone from the cache when its event arrives.
+        let targets = match self.caches.routes.get(&m.namespace, &m.name) {
+            Some(_) => r
+                .spec
+                .traffic
+                .iter()
+                .flat_map(|t| [&t.configuration_name, &t.revision_name])
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        self.route_refs.set(&m.namespace, &m.name, targets);
         self.queue.add(Key::new(Kind::Route, &m.namespace, &m.name));
         self.enqueue_owner(m, Service::KIND, Kind::Service);
     }

@@ -265,3 +265,51 @@ async fn someone_elses_configuration_is_not_taken_over() {
         "the squatter's configuration was modified"
     );
 }
+
+/// A Route pointing at a revision that does not exist yet must notice when it appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_notices_a_revision_that_appears_later() {
+    let env = start();
+    let store = &env.store;
+    let mut svc = service("later", "v1");
+    svc["spec"]["traffic"] = json!([
+        {"latestRevision": true, "percent": 50},
+        {"revisionName": "later-00002", "percent": 50},
+    ]);
+    store
+        .create(
+            "services.serving.knative.dev",
+            admitted(Operation::Create, None, svc),
+        )
+        .await
+        .unwrap();
+    let assigned = async |reason: &str| {
+        let r = get(store, &kinds::ROUTES, "later").await?;
+        let c = condition(&r, "AllTrafficAssigned")?;
+        (c["reason"] == reason).then_some(c.clone())
+    };
+    let missing = eventually("RevisionMissing", async || {
+        assigned("RevisionMissing").await
+    })
+    .await;
+    assert_eq!(missing["status"], "False");
+    // A template change creates later-00002; the route must re-resolve on its own.
+    let cur = get(store, &kinds::SERVICES, "later").await.unwrap();
+    let mut next = cur.clone();
+    next["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = json!("v2");
+    store
+        .update(
+            "services.serving.knative.dev",
+            admitted(Operation::Update, Some(&cur), next),
+        )
+        .await
+        .unwrap();
+    let c = eventually("route re-resolved", async || {
+        let r = get(store, &kinds::ROUTES, "later").await?;
+        let c = condition(&r, "AllTrafficAssigned")?;
+        (c["status"] != "False").then_some(c.clone())
+    })
+    .await;
+    // Found, but not ready: no data plane yet.
+    assert_eq!(c["status"], "Unknown", "{c}");
+}
