@@ -4,6 +4,9 @@
 //!
 //! No test asserts on wall-clock durations: deadlines only bound the waits.
 
+mod support;
+use support::{DEADLINE, wait_status};
+
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::time::Duration;
@@ -11,11 +14,7 @@ use std::time::Duration;
 use tokio::time::timeout;
 use wisp_api::core::{Container, EnvVar, ExecAction, Probe};
 use wisp_runtime::orphans::{group_members, proc_stat};
-use wisp_runtime::{
-    Backend, Phase, ProcessBackend, ReplicaHandle, ReplicaSpec, ReplicaStatus, RevisionRef,
-};
-
-const DEADLINE: Duration = Duration::from_secs(30);
+use wisp_runtime::{Backend, Phase, ProcessBackend, ReplicaHandle, ReplicaSpec};
 
 fn sh(script: &str) -> Container {
     Container {
@@ -34,33 +33,7 @@ fn exec_probe(cmd: &[&str]) -> Probe {
 }
 
 fn spec(id: &str, container: Container) -> ReplicaSpec {
-    ReplicaSpec {
-        id: id.into(),
-        revision: RevisionRef::new("default", "app-00001"),
-        container,
-        env: vec![
-            ("K_SERVICE".into(), "app".into()),
-            ("K_CONFIGURATION".into(), "app".into()),
-            ("K_REVISION".into(), "app-00001".into()),
-        ],
-        port: 0,
-        grace: Duration::from_secs(5),
-    }
-}
-
-async fn wait_status(
-    handle: &ReplicaHandle,
-    what: &str,
-    f: impl FnMut(&ReplicaStatus) -> bool,
-) -> ReplicaStatus {
-    let mut rx = handle.subscribe();
-    match timeout(DEADLINE, rx.wait_for(f)).await {
-        Ok(Ok(s)) => s.clone(),
-        _ => panic!(
-            "timed out waiting for {what}; status: {:?}",
-            handle.status()
-        ),
-    }
+    support::spec(id, "app", container, Duration::from_secs(5))
 }
 
 async fn wait_gone(pids: &[u32]) {

@@ -6,6 +6,10 @@
 //! own tests would have to find and build it themselves (running cargo from inside a test
 //! contends for cargo's build lock). No test asserts on wall-clock durations.
 
+#[path = "../../runtime/tests/support/mod.rs"]
+mod support;
+use support::{DEADLINE, wait_status};
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -16,11 +20,10 @@ use wisp_api::core::{
     Container, ContainerPort, EnvVar, HttpGetAction, IntOrString, Probe, TcpSocketAction,
 };
 use wisp_runtime::{
-    Backend, Phase, ProcessBackend, ProcessOptions, ReplicaHandle, ReplicaSpec, ReplicaStatus,
-    RevisionRef, read_tail,
+    Backend, Phase, ProcessBackend, ProcessOptions, ReplicaHandle, ReplicaSpec, RevisionRef,
+    read_tail,
 };
 
-const DEADLINE: Duration = Duration::from_secs(30);
 const TESTAPP: &str = env!("CARGO_BIN_EXE_wisp-testapp");
 
 fn testapp(env: &[(&str, &str)]) -> Container {
@@ -39,33 +42,7 @@ fn testapp(env: &[(&str, &str)]) -> Container {
 }
 
 fn spec(id: &str, container: Container) -> ReplicaSpec {
-    ReplicaSpec {
-        id: id.into(),
-        revision: RevisionRef::new("default", "hello-00001"),
-        container,
-        env: vec![
-            ("K_SERVICE".into(), "hello".into()),
-            ("K_CONFIGURATION".into(), "hello".into()),
-            ("K_REVISION".into(), "hello-00001".into()),
-        ],
-        port: 0,
-        grace: Duration::from_secs(10),
-    }
-}
-
-async fn wait_status(
-    handle: &ReplicaHandle,
-    what: &str,
-    f: impl FnMut(&ReplicaStatus) -> bool,
-) -> ReplicaStatus {
-    let mut rx = handle.subscribe();
-    match timeout(DEADLINE, rx.wait_for(f)).await {
-        Ok(Ok(s)) => s.clone(),
-        _ => panic!(
-            "timed out waiting for {what}; status: {:?}",
-            handle.status()
-        ),
-    }
+    support::spec(id, "hello", container, Duration::from_secs(10))
 }
 
 /// A GET over a fresh connection; returns (status, body).
