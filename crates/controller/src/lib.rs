@@ -25,6 +25,7 @@ use wisp_api::traffic::{ConfigurationState, Lookup, RevisionState};
 use wisp_store::{Store, StoreError};
 
 pub mod cache;
+pub mod dataplane;
 mod informer;
 pub mod queue;
 mod refs;
@@ -32,6 +33,7 @@ pub mod resources;
 pub mod status;
 
 use cache::{Caches, Object};
+use dataplane::DataPlane;
 use queue::{Key, Kind, Queue};
 
 /// Why a reconcile did not finish; the key is retried after a back-off.
@@ -76,6 +78,7 @@ pub struct Controller {
     queue: Queue,
     config: Arc<Config>,
     route_refs: Arc<refs::RouteRefs>,
+    data_plane: Option<Arc<dyn DataPlane>>,
 }
 
 fn now() -> String {
@@ -94,7 +97,15 @@ impl Controller {
             queue: Queue::default(),
             config: Arc::new(config),
             route_refs: Arc::default(),
+            data_plane: None,
         }
+    }
+
+    /// Runs revisions and serves routes through `data_plane`; without one, Revisions stay
+    /// `Ready=Unknown` and Routes `IngressReady=Unknown`, saying why.
+    pub fn with_data_plane(mut self, data_plane: Arc<dyn DataPlane>) -> Controller {
+        self.data_plane = Some(data_plane);
+        self
     }
 
     /// The controller's caches (read-only use: other parts may watch the same objects).
@@ -134,6 +145,14 @@ impl Controller {
         );
         inform!(kinds::REVISIONS, |c: &Caches| &c.revisions, on_revision);
         inform!(kinds::ROUTES, |c: &Caches| &c.routes, on_route);
+        if let Some(mut changes) = self.data_plane.as_ref().and_then(|dp| dp.changes()) {
+            let queue = self.queue.clone();
+            tasks.spawn(async move {
+                while let Some(r) = changes.recv().await {
+                    queue.add(Key::new(Kind::Revision, &r.namespace, &r.name));
+                }
+            });
+        }
         // Reconciling before every cache is filled would see children as missing.
         for mut rx in synced {
             let _ = rx.wait_for(|s| *s).await;
@@ -195,6 +214,10 @@ impl Controller {
             .add(Key::new(Kind::Configuration, &m.namespace, &m.name));
         self.enqueue_owner(m, Service::KIND, Kind::Service);
         self.enqueue_routes(&m.namespace, &m.name, None);
+        if self.data_plane.is_some() {
+            // A new latest revision changes the reachability of the older ones.
+            self.enqueue_revisions_of(&m.namespace, std::slice::from_ref(&m.name));
+        }
     }
 
     fn on_revision(&self, r: &Revision) {
@@ -224,9 +247,56 @@ impl Controller {
                 .collect(),
             None => Vec::new(),
         };
+        if self.data_plane.is_some() {
+            // Reachability follows the route's traffic: its revisions may start or stop.
+            self.enqueue_revisions_of(&m.namespace, &targets);
+            for t in &r.status.traffic {
+                self.queue
+                    .add(Key::new(Kind::Revision, &m.namespace, &t.revision_name));
+            }
+        }
         self.route_refs.set(&m.namespace, &m.name, targets);
         self.queue.add(Key::new(Kind::Route, &m.namespace, &m.name));
         self.enqueue_owner(m, Service::KIND, Kind::Service);
+    }
+
+    /// Every revision named in `targets`, or belonging to a configuration named there.
+    fn enqueue_revisions_of(&self, ns: &str, targets: &[String]) {
+        for rev in self.caches.revisions.list(ns) {
+            let m = &rev.metadata;
+            let config = m.labels.get(keys::CONFIGURATION_LABEL);
+            if targets.iter().any(|t| *t == m.name || Some(t) == config) {
+                self.queue.add(Key::new(Kind::Revision, ns, &m.name));
+            }
+        }
+    }
+
+    /// Knative's routing state, folded into a bool: a route's status sends the revision
+    /// traffic (tags included), or it is its configuration's newest and not routed yet.
+    fn reachable(&self, rev: &Revision) -> bool {
+        let m = &rev.metadata;
+        let ns = m.namespace.as_str();
+        let config = m.labels.get(keys::CONFIGURATION_LABEL).map(String::as_str);
+        let mut routes = self.route_refs.routes(ns, &m.name);
+        if let Some(c) = config {
+            routes.extend(self.route_refs.routes(ns, c));
+        }
+        let routed = routes.iter().any(|r| {
+            self.caches.routes.get(ns, r).is_some_and(|route| {
+                route
+                    .status
+                    .traffic
+                    .iter()
+                    .any(|t| t.revision_name == m.name)
+            })
+        });
+        routed
+            || config
+                .and_then(|c| self.caches.configurations.get(ns, c))
+                .is_some_and(|c| {
+                    c.status.latest_created_revision_name == m.name
+                        || resources::revision_name(&c) == m.name
+                })
     }
 
     // ---- reconcilers --------------------------------------------------------------------
@@ -392,10 +462,22 @@ impl Controller {
     }
 
     async fn reconcile_revision(&self, ns: &str, name: &str) -> Result<()> {
-        let Some(rev) = self.caches.revisions.get(ns, name) else {
+        let rev = self
+            .caches
+            .revisions
+            .get(ns, name)
+            .filter(|r| r.metadata.deletion_timestamp.is_none());
+        let Some(rev) = rev else {
+            if let Some(dp) = &self.data_plane {
+                dp.remove_revision(ns, name);
+            }
             return Ok(());
         };
-        let st = status::revision_status(&rev, &now());
+        let observed = self.data_plane.as_ref().and_then(|dp| {
+            dp.sync_revision(&rev, self.reachable(&rev));
+            dp.observe_revision(ns, name)
+        });
+        let st = status::revision_status(&rev, observed.as_ref(), &now());
         if st != rev.status {
             let mut next = (*rev).clone();
             next.status = st;
@@ -454,13 +536,33 @@ impl Controller {
     }
 
     async fn reconcile_route(&self, ns: &str, name: &str) -> Result<()> {
-        let Some(route) = self.caches.routes.get(ns, name) else {
+        let route = self
+            .caches
+            .routes
+            .get(ns, name)
+            .filter(|r| r.metadata.deletion_timestamp.is_none());
+        let Some(route) = route else {
+            if let Some(dp) = &self.data_plane {
+                dp.remove_route(ns, name);
+            }
             return Ok(());
         };
-        if route.metadata.deletion_timestamp.is_some() {
-            return Ok(());
+        let now = now();
+        let mut st = status::route_status(&route, &self.lookup(&route), &self.config.domain, &now);
+        let assigned =
+            get_condition(&st.conditions, "AllTrafficAssigned").is_some_and(|c| c.is_true());
+        let outcome = match &self.data_plane {
+            None => Some(None),
+            Some(_) if !assigned => None,
+            Some(dp) => {
+                let mut programmed = (*route).clone();
+                programmed.status = st.clone();
+                Some(Some(dp.sync_route(&programmed)))
+            }
+        };
+        if let Some(outcome) = outcome {
+            status::mark_ingress(&route.status, &mut st, outcome, &now);
         }
-        let st = status::route_status(&route, &self.lookup(&route), &self.config.domain, &now());
         if st != route.status {
             let mut next = (*route).clone();
             next.status = st;

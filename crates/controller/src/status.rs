@@ -1,8 +1,7 @@
 //! Pure status computations: what each object's `status` should say, given its children.
 //!
-//! Conditions are kept honest. A Revision stays `Ready=Unknown` until something actually runs
-//! it: wisp's replica runtime and gateway are not built yet, and the conditions say so in
-//! words instead of pretending. Everything else follows Knative's propagation rules
+//! Conditions are kept honest. A Revision is Ready only when the data plane observes it running
+//! (without a data plane it stays `Ready=Unknown` and says why). Everything else follows Knative's propagation rules
 //! (`ServiceStatus.PropagateConfigurationStatus`, `PropagateRouteStatus`, the configuration
 //! reconciler's latest-ready bookkeeping), taking `now` as an argument.
 
@@ -17,10 +16,13 @@ use wisp_api::serving::{
 };
 use wisp_api::traffic::{self, Lookup};
 
-/// Why a revision is not running: said on its conditions until the data plane exists.
+use crate::dataplane::{IngressError, Observed, RevisionObservation};
+
+/// Why a revision is not running when the controller has no data plane (its own tests, or a
+/// control-plane-only daemon).
 pub const NO_DATA_PLANE_REASON: &str = "NoDataPlane";
 pub const NO_DATA_PLANE_MESSAGE: &str =
-    "this wisp build stores revisions but has no replica runtime yet, so nothing runs them";
+    "no data plane runs with this controller, so nothing runs revisions";
 
 fn ready_of(conditions: &[wisp_api::meta::Condition]) -> (ConditionStatus, String, String) {
     get_condition(conditions, READY)
@@ -28,8 +30,13 @@ fn ready_of(conditions: &[wisp_api::meta::Condition]) -> (ConditionStatus, Strin
         .unwrap_or((ConditionStatus::Unknown, String::new(), String::new()))
 }
 
-/// A Revision's status: its containers, and honest conditions.
-pub fn revision_status(rev: &Revision, now: &str) -> RevisionStatus {
+/// A Revision's status: its containers, and conditions from what the data plane observes
+/// (`None`: no data plane runs this controller, or it has not looked at the revision yet).
+pub fn revision_status(
+    rev: &Revision,
+    observed: Option<&RevisionObservation>,
+    now: &str,
+) -> RevisionStatus {
     let mut st = rev.status.clone();
     st.observed_generation = rev.metadata.generation;
     st.container_statuses = rev
@@ -48,18 +55,52 @@ pub fn revision_status(rev: &Revision, now: &str) -> RevisionStatus {
         .collect();
     let mut m = REVISION_CONDITIONS.manage(&mut st.conditions, now);
     m.initialize();
-    m.mark_unknown(
-        "ResourcesAvailable",
-        NO_DATA_PLANE_REASON,
-        NO_DATA_PLANE_MESSAGE,
-    );
-    m.mark_unknown(
-        "ContainerHealthy",
-        NO_DATA_PLANE_REASON,
-        NO_DATA_PLANE_MESSAGE,
-    );
+    match observed {
+        None => {
+            m.mark_unknown(
+                "ResourcesAvailable",
+                NO_DATA_PLANE_REASON,
+                NO_DATA_PLANE_MESSAGE,
+            );
+            m.mark_unknown(
+                "ContainerHealthy",
+                NO_DATA_PLANE_REASON,
+                NO_DATA_PLANE_MESSAGE,
+            );
+        }
+        Some(o) => {
+            // Failures first, so that a True marked after them cannot hide them.
+            let conds = [
+                ("ContainerHealthy", &o.container_healthy),
+                ("ResourcesAvailable", &o.resources_available),
+                ("Active", &o.active),
+            ];
+            for (t, v) in conds
+                .iter()
+                .filter(|(_, v)| matches!(v, Observed::False { .. }))
+            {
+                mark(&mut m, t, v);
+            }
+            for (t, v) in conds
+                .iter()
+                .filter(|(_, v)| !matches!(v, Observed::False { .. }))
+            {
+                mark(&mut m, t, v);
+            }
+            st.actual_replicas = Some(o.actual_replicas);
+            st.desired_replicas = Some(o.desired_replicas);
+        }
+    }
     keep_transition_times(&rev.status.conditions, &mut st.conditions);
     st
+}
+
+fn mark(m: &mut wisp_api::meta::ConditionManager<'_>, t: &str, v: &Observed) {
+    match v {
+        Observed::True => m.mark_true(t),
+        Observed::Unknown { reason, message } => m.mark_unknown(t, reason, message),
+        Observed::False { reason, message } => m.mark_false(t, reason, message),
+    }
 }
 
 /// A Configuration's status given its latest created revision (if it exists yet) and the
@@ -153,11 +194,6 @@ pub fn route_status(route: &Route, lookup: &Lookup, domain: &str, now: &str) -> 
         "TLSNotEnabled",
         "autoTLS is not enabled",
     );
-    m.mark_unknown(
-        "IngressReady",
-        "IngressNotConfigured",
-        "wisp's gateway is not built yet, so nothing serves this route",
-    );
     match resolved {
         Ok(cfg) => {
             m.mark_true("AllTrafficAssigned");
@@ -168,6 +204,29 @@ pub fn route_status(route: &Route, lookup: &Lookup, domain: &str, now: &str) -> 
     }
     keep_transition_times(&route.status.conditions, &mut st.conditions);
     st
+}
+
+/// Where the route's hosts stand in the gateway: `None` when no data plane runs with this
+/// controller; otherwise the outcome of programming them from the status just computed.
+/// Nothing is programmed while the traffic cannot be assigned, and the condition then stays
+/// as it was (Knative keeps the last ingress too).
+pub fn mark_ingress(
+    old: &RouteStatus,
+    st: &mut RouteStatus,
+    outcome: Option<Result<(), IngressError>>,
+    now: &str,
+) {
+    let mut m = ROUTE_CONDITIONS.manage(&mut st.conditions, now);
+    match outcome {
+        None => m.mark_unknown(
+            "IngressReady",
+            "IngressNotConfigured",
+            "no data plane runs with this controller, so nothing serves this route",
+        ),
+        Some(Ok(())) => m.mark_true("IngressReady"),
+        Some(Err(e)) => m.mark_false("IngressReady", &e.reason, &e.message),
+    }
+    keep_transition_times(&old.conditions, &mut st.conditions);
 }
 
 /// A Service's status mirrors its Configuration and Route.
@@ -289,7 +348,7 @@ mod tests {
         let mut r = Revision::new("default", "hello-00001");
         r.metadata.generation = 1;
         r.spec.containers.push(Default::default());
-        let st = revision_status(&r, NOW);
+        let st = revision_status(&r, None, NOW);
         assert_eq!(cond(&st.conditions, READY).status, ConditionStatus::Unknown);
         let ra = cond(&st.conditions, "ResourcesAvailable");
         assert_eq!(
@@ -298,6 +357,62 @@ mod tests {
         );
         assert_eq!(st.observed_generation, 1);
         assert_eq!(st.container_statuses.len(), 1);
+    }
+
+    fn observation(ch: Observed, ra: Observed, ready: i32) -> RevisionObservation {
+        RevisionObservation {
+            desired_replicas: 1,
+            actual_replicas: ready,
+            resources_available: ra,
+            container_healthy: ch,
+            active: Observed::True,
+        }
+    }
+
+    #[test]
+    fn revisions_follow_what_the_data_plane_observes() {
+        let mut r = Revision::new("default", "hello-00001");
+        r.spec.containers.push(Default::default());
+        let o = observation(Observed::True, Observed::True, 1);
+        r.status = revision_status(&r, Some(&o), NOW);
+        assert_eq!(
+            cond(&r.status.conditions, READY).status,
+            ConditionStatus::True
+        );
+        assert_eq!(
+            cond(&r.status.conditions, "Active").status,
+            ConditionStatus::True
+        );
+        assert_eq!(
+            (r.status.actual_replicas, r.status.desired_replicas),
+            (Some(1), Some(1))
+        );
+
+        // A crash while nothing is ready fails the revision with the exit reason, even when
+        // resources were available before.
+        let o = observation(
+            Observed::failed("ExitCode3", "Container failed with: boom"),
+            Observed::True,
+            0,
+        );
+        r.status = revision_status(&r, Some(&o), NOW);
+        let ready = cond(&r.status.conditions, READY);
+        assert_eq!(
+            (ready.status, ready.reason.as_str(), ready.message.as_str()),
+            (
+                ConditionStatus::False,
+                "ExitCode3",
+                "Container failed with: boom"
+            )
+        );
+
+        // Healthy again.
+        let o = observation(Observed::True, Observed::True, 1);
+        r.status = revision_status(&r, Some(&o), NOW);
+        assert_eq!(
+            cond(&r.status.conditions, READY).status,
+            ConditionStatus::True
+        );
     }
 
     #[test]
@@ -501,8 +616,8 @@ mod steady_state {
     fn recomputing_later_changes_nothing() {
         let mut rev = Revision::new("default", "hello-00001");
         rev.spec.containers.push(Default::default());
-        rev.status = revision_status(&rev, T1);
-        assert_eq!(revision_status(&rev, T2), rev.status);
+        rev.status = revision_status(&rev, None, T1);
+        assert_eq!(revision_status(&rev, None, T2), rev.status);
 
         let mut route = Route::new("default", "hello");
         route.spec.traffic = vec![TrafficTarget {

@@ -91,6 +91,14 @@ impl InFlight {
                 }
                 Err(busy) => busy,
             };
+            if busy == Busy::NoEndpoints
+                && let Some(message) = rev.failure()
+            {
+                return Err(GatewayError::RevisionFailing {
+                    revision: rev.key.clone(),
+                    message,
+                });
+            }
             if waiter.is_none() {
                 let limit = match busy {
                     Busy::NoEndpoints => options.hold_capacity,

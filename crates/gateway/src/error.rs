@@ -45,6 +45,11 @@ pub enum GatewayError {
     NoTargets { namespace: String, route: String },
     #[error("revision {revision} is not available")]
     RevisionUnavailable { revision: RevisionKey },
+    #[error("revision {revision} has no ready replica: {message}")]
+    RevisionFailing {
+        revision: RevisionKey,
+        message: String,
+    },
     #[error("revision {revision} was removed while the request waited")]
     RevisionRemoved { revision: RevisionKey },
     #[error(
@@ -105,6 +110,7 @@ impl GatewayError {
             NoTargets { .. }
             | RevisionUnavailable { .. }
             | RevisionRemoved { .. }
+            | RevisionFailing { .. }
             | HoldQueueFull { .. }
             | HoldTimeout { .. }
             | QueueFull { .. }

@@ -162,6 +162,36 @@ pub struct Load {
     pub in_flight: u64,
 }
 
+/// A replica taken out of rotation by [`Gateway::replace_endpoints`]: no new request goes to
+/// it; those in flight finish. Stop the replica once [`in_flight`](Drain::in_flight) is 0.
+pub struct Drain {
+    replica: Arc<revision::Replica>,
+}
+
+impl Drain {
+    pub fn addr(&self) -> SocketAddr {
+        self.replica.addr
+    }
+
+    /// Requests still in flight on the replica.
+    pub fn in_flight(&self) -> u32 {
+        self.replica.load()
+    }
+
+    /// Waits until no request is in flight on the replica, or `limit` has passed; returns
+    /// whether it is idle. Polls every few milliseconds: drains are rare and short.
+    pub async fn idle(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.in_flight() > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+}
+
 /// The gateway: cheap to clone (one `Arc`), safe to share between the server and the daemon's
 /// control tasks.
 #[derive(Clone)]
@@ -249,11 +279,37 @@ impl Gateway {
     /// are released at once when the first appears; requests in flight on a replica that is
     /// no longer listed finish there. Returns false if the revision is unknown.
     pub fn set_endpoints(&self, key: &RevisionKey, endpoints: Vec<SocketAddr>) -> bool {
+        self.replace_endpoints(key, endpoints).is_some()
+    }
+
+    /// [`set_endpoints`](Self::set_endpoints), returning a [`Drain`] for each replica taken
+    /// out of rotation (`None` if the revision is unknown).
+    pub fn replace_endpoints(
+        &self,
+        key: &RevisionKey,
+        endpoints: Vec<SocketAddr>,
+    ) -> Option<Vec<Drain>> {
         let Some(state) = self.revision(key) else {
             tracing::debug!(revision = %key, "endpoints for an unknown revision ignored");
+            return None;
+        };
+        let removed = state.set_endpoints(endpoints);
+        Some(
+            removed
+                .into_iter()
+                .map(|replica| Drain { replica })
+                .collect(),
+        )
+    }
+
+    /// Marks the revision as failing (`Some(reason)`): while it has no ready replica, requests
+    /// get 503 with the reason at once instead of being held. `None` clears it. Returns false
+    /// if the revision is unknown.
+    pub fn set_failure(&self, key: &RevisionKey, failure: Option<String>) -> bool {
+        let Some(state) = self.revision(key) else {
             return false;
         };
-        state.set_endpoints(endpoints);
+        state.set_failure(failure);
         true
     }
 

@@ -50,7 +50,7 @@ impl Replica {
         }
     }
 
-    fn load(&self) -> u32 {
+    pub fn load(&self) -> u32 {
         self.in_flight.load(Ordering::Relaxed)
     }
 
@@ -92,6 +92,9 @@ pub(crate) struct RevisionState {
     /// Requests waiting here, for a first replica or for a free slot.
     pub waiting: AtomicUsize,
     removed: AtomicBool,
+    /// Set while the revision's replicas keep failing: requests that would wait for a first
+    /// replica get 503 with this message at once instead of waiting out their timeout.
+    failure: ArcSwap<Option<String>>,
     cursor: AtomicUsize,
     meter: Meter,
     last_reading: Mutex<Option<(Reading, Instant)>>,
@@ -116,6 +119,7 @@ impl RevisionState {
             changed: Notify::new(),
             waiting: AtomicUsize::new(0),
             removed: AtomicBool::new(false),
+            failure: ArcSwap::from_pointee(None),
             cursor: AtomicUsize::new(0),
             meter: Meter::default(),
             last_reading: Mutex::new(None),
@@ -144,13 +148,24 @@ impl RevisionState {
         self.changed.notify_waiters();
     }
 
+    pub fn failure(&self) -> Option<String> {
+        (*self.failure.load_full()).clone()
+    }
+
+    /// Sets or clears the failure; waiters re-check it at once.
+    pub fn set_failure(&self, failure: Option<String>) {
+        self.failure.store(Arc::new(failure));
+        self.changed.notify_waiters();
+    }
+
     pub fn has_endpoints(&self) -> bool {
         !self.replicas.load().is_empty()
     }
 
     /// Replaces the ready replicas. Replicas that stay keep their counts and connections;
-    /// requests in flight on removed ones finish there. Waiters are woken at once.
-    pub fn set_endpoints(&self, mut addrs: Vec<SocketAddr>) {
+    /// requests in flight on removed ones finish there, and those are returned. Waiters are
+    /// woken at once.
+    pub fn set_endpoints(&self, mut addrs: Vec<SocketAddr>) -> Vec<Arc<Replica>> {
         addrs.sort_unstable();
         addrs.dedup();
         let mut activation = self.activation.lock().unwrap_or_else(|e| e.into_inner());
@@ -164,6 +179,11 @@ impl RevisionState {
                 None => Arc::new(Replica::new(*addr, self.max_idle)),
             })
             .collect();
+        let removed: Vec<Arc<Replica>> = current
+            .iter()
+            .filter(|r| addrs.binary_search(&r.addr).is_err())
+            .cloned()
+            .collect();
         let event = if next.is_empty() {
             ActivationEvent::EndpointsGone
         } else {
@@ -174,6 +194,7 @@ impl RevisionState {
         *activation = state;
         drop(activation);
         self.changed.notify_waiters();
+        removed
     }
 
     /// A request is being held because there is no replica: the first one asks the

@@ -1,18 +1,23 @@
 //! `wisp serve`: the daemon, wired from library parts.
 //!
-//! Thin on purpose: parse flags, take the data dir, open the store, start the API server and the
-//! controller, log the bound addresses, and run until SIGINT/SIGTERM. Everything with behaviour
-//! lives in the library crates so tests can run it in-process.
+//! Thin on purpose: parse flags, take the data dir, open the store, reap replicas a crashed
+//! daemon left behind, start the API server, the controller, the data plane and the gateway,
+//! log the bound addresses, and run until SIGINT/SIGTERM, then drain replicas. Everything with
+//! behaviour lives in the library crates.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use axum::http::StatusCode;
 use tokio::net::TcpListener;
 use wisp_apiserver::ApiServer;
 use wisp_controller::{Config, Controller};
+use wisp_dataplane::{DataPlane, Options};
+use wisp_gateway::Gateway;
+use wisp_runtime::ProcessBackend;
 use wisp_store::{SqliteStore, Store};
 
 /// Flags of `wisp serve` (fixed interface, see DESIGN.md).
@@ -33,6 +38,69 @@ pub struct ServeArgs {
     /// Concurrent reconciles.
     #[arg(long, default_value_t = 4)]
     pub controller_workers: usize,
+    /// Knative's config-autoscaler as a file: a ConfigMap manifest (its `data`) or a plain
+    /// YAML map of the same keys (stable-window, scale-to-zero-grace-period, ...).
+    #[arg(long, value_name = "FILE")]
+    pub autoscaler_config: Option<PathBuf>,
+    /// One config-autoscaler key, overriding the file: `--autoscaler stable-window=20s`.
+    /// Repeatable.
+    #[arg(long = "autoscaler", value_name = "KEY=VALUE")]
+    pub autoscaler: Vec<String>,
+    /// Knative's config-deployment progress-deadline: how long a new revision may take to
+    /// become ready before it fails (the revision's serving.knative.dev/progress-deadline
+    /// annotation wins).
+    #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = parse_duration)]
+    pub progress_deadline: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    wisp_api::goparse::parse_duration(s)
+        .ok()
+        .filter(|d| *d > 0)
+        .map(wisp_api::goparse::to_std)
+        .ok_or_else(|| format!("{s:?} is not a positive duration such as 90s or 10m"))
+}
+
+/// The config-autoscaler map from `--autoscaler-config` and `--autoscaler` flags.
+fn autoscaler_config(args: &ServeArgs) -> anyhow::Result<wisp_autoscaler::Config> {
+    let mut map = BTreeMap::new();
+    if let Some(path) = &args.autoscaler_config {
+        map = read_config_map(path)?;
+    }
+    for kv in &args.autoscaler {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--autoscaler {kv:?}: expected KEY=VALUE"))?;
+        map.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    wisp_autoscaler::Config::from_map(&map).map_err(|e| anyhow::anyhow!("config-autoscaler: {e}"))
+}
+
+fn read_config_map(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --autoscaler-config {}", path.display()))?;
+    let doc: serde_json::Value = serde_saphyr::from_str(&text)
+        .with_context(|| format!("--autoscaler-config {}: not YAML", path.display()))?;
+    let data = match doc.get("data") {
+        Some(d) if doc.get("kind").is_some() => d.clone(),
+        _ => doc,
+    };
+    let obj = data.as_object().with_context(|| {
+        format!(
+            "--autoscaler-config {}: expected a map of config-autoscaler keys",
+            path.display()
+        )
+    })?;
+    Ok(obj
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), v)
+        })
+        .collect())
 }
 
 fn init_tracing() {
@@ -73,21 +141,23 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Until the data plane is built, the gateway port answers every request with a clear 503
-/// instead of a connection refused.
-fn placeholder_gateway() -> axum::Router {
-    axum::Router::new().fallback(|| async {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "wisp: the gateway (data plane) is not built yet; Services are stored and reconciled, but nothing runs or routes them\n",
-        )
-    })
-}
+/// Longest wait for replicas to stop when the daemon shuts down.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing();
     let started = std::time::Instant::now();
     let _lock = lock_data_dir(&args.data_dir)?;
+    let options = Options {
+        autoscaler: autoscaler_config(&args)?,
+        progress_deadline: args.progress_deadline,
+    };
+    let backend = Arc::new(ProcessBackend::new(&args.data_dir));
+    // Replicas of a daemon that was killed are orphans: nothing routes to them any more.
+    let reaped = backend.reap_orphans().await;
+    if !reaped.killed.is_empty() {
+        tracing::info!(killed = ?reaped.killed, "stopped replicas left by a previous daemon");
+    }
     let store = SqliteStore::open_in(&args.data_dir)
         .with_context(|| format!("cannot open the state in {}", args.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
@@ -103,13 +173,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on --gateway-addr {}", args.gateway_addr))?;
 
+    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let gateway = Gateway::new(events_tx);
+    let data_plane = DataPlane::new(gateway.clone(), backend.clone(), options);
+    tokio::spawn(data_plane.clone().run_activator(events));
     let controller = Controller::new(
         store.clone(),
         Config {
             domain: args.domain.clone(),
             workers: args.controller_workers,
         },
-    );
+    )
+    .with_data_plane(data_plane.clone());
     let controller_task = tokio::spawn(controller.run());
 
     tracing::info!(
@@ -120,16 +195,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "wisp is serving"
     );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
     let stopper = api.clone();
-    let api_server = axum::serve(api_listener, api.router()).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        stopper.stop_watches();
-    });
-    let gateway = axum::serve(gw_listener, placeholder_gateway());
-    tokio::select! {
-        r = api_server => r.context("API server failed")?,
-        r = gateway => r.context("gateway failed")?,
-    }
+    let api_server =
+        axum::serve(api_listener, api.router()).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let api_task = tokio::spawn(async move { api_server.await });
+    let gw = gateway.clone();
+    let gw_stop = stopped(stop_rx.clone());
+    let gateway_task = tokio::spawn(async move { gw.serve(gw_listener, gw_stop).await });
+
+    shutdown_signal().await;
+    stopper.stop_watches();
+    let _ = stop_tx.send(true);
     controller_task.abort();
+    // Drain: every driver stops its replicas (SIGTERM, SIGKILL after their grace); the
+    // backend then stops whatever is still running, with a bound on the whole wait.
+    data_plane.stop_all();
+    backend.shutdown(SHUTDOWN_GRACE).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), gateway_task).await;
+    match tokio::time::timeout(Duration::from_secs(5), api_task).await {
+        Ok(Ok(r)) => r.context("API server failed")?,
+        Ok(Err(e)) => return Err(anyhow::anyhow!("API server task failed: {e}")),
+        Err(_) => tracing::warn!("API server did not stop within 5s"),
+    }
     Ok(())
 }

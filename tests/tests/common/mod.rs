@@ -412,6 +412,13 @@ impl Daemon {
         http_request(self.api_port, method, path, body)
     }
 
+    /// A GET through the gateway with `Host: host`; it must get an answer.
+    #[track_caller]
+    pub fn gateway_get(&self, host: &str, path: &str) -> Response {
+        http_request_to(self.gateway_port, host, "GET", path, None)
+            .unwrap_or_else(|e| panic!("GET http://{host}{path} via the gateway: {e}"))
+    }
+
     /// One HTTP request that must reach the server.
     #[track_caller]
     pub fn request(&self, method: &str, path: &str, body: Option<(&str, &str)>) -> Response {
@@ -491,11 +498,21 @@ pub fn http_request(
     path: &str,
     body: Option<(&str, &str)>,
 ) -> std::io::Result<Response> {
+    http_request_to(port, &format!("127.0.0.1:{port}"), method, path, body)
+}
+
+/// [`http_request`] with a chosen `Host` header (for the gateway).
+pub fn http_request_to(
+    port: u16,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &str)>,
+) -> std::io::Result<Response> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(DEADLINE))?;
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nAccept: application/json\r\n",
-        port
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n"
     );
     if let Some((ctype, b)) = body {
         req.push_str(&format!(
@@ -675,7 +692,7 @@ pub fn service_json(name: &str, target: &str) -> Value {
         "kind": "Service",
         "metadata": {"name": name},
         "spec": {"template": {"spec": {"containers": [{
-            "command": ["python3", "-m", "http.server"],
+            "command": ["python3", "-m", "http.server", "--bind", "127.0.0.1", "$(PORT)"],
             "env": [{"name": "TARGET", "value": target}],
         }]}}},
     })
@@ -692,7 +709,7 @@ spec:
   template:
     spec:
       containers:
-        - command: [\"python3\", \"-m\", \"http.server\"]
+        - command: [\"python3\", \"-m\", \"http.server\", \"--bind\", \"127.0.0.1\", \"$(PORT)\"]
           env:
             - name: TARGET
               value: {target}

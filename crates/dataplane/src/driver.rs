@@ -1,0 +1,489 @@
+//! One task per revision: Knative's KPA reconciler, Deployment controller and endpoints
+//! controller for that revision, as one loop.
+//!
+//! ```text
+//!   messages ─► Update(plan) · Poke (a request waits at zero) · ReplicaChanged · Stop
+//!   timers   ─► every 1 s: gateway load → collector; every 2 s: autoscaler decision
+//!               (no timer at all while the revision is at zero: idle revisions cost nothing)
+//!   then     ─► start or drain replicas to the decision; ready replicas → gateway endpoints;
+//!               facts → observation → the controller, when it changed
+//! ```
+//!
+//! A poke at zero decides at once, and a replica's readiness reaches the gateway the moment
+//! its supervisor publishes it, so the request that woke the revision waits only for the app
+//! to start listening.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::time::Instant;
+use wisp_autoscaler::{Autoscaler, BUCKET_SIZE, Collector, TICK_INTERVAL};
+use wisp_controller::dataplane::{RevisionName, RevisionObservation};
+use wisp_gateway::{Gateway, RevisionConfig, RevisionKey};
+use wisp_runtime::{Backend, ReplicaHandle, ReplicaSpec, RevisionRef, RuntimeError};
+
+use crate::observe::{Facts, Failure, observe};
+use crate::plan::{Plan, PlanError};
+
+/// A replica that keeps failing this many times makes waiting requests fail fast.
+const FAIL_FAST_RESTARTS: u32 = 3;
+/// Log lines quoted in a failure message.
+const FAILURE_LOG_LINES: usize = 5;
+
+pub(crate) enum Msg {
+    Update(Box<Result<Plan, PlanError>>),
+    Poke,
+    ReplicaChanged,
+    Stop,
+}
+
+/// What every driver shares.
+pub(crate) struct Shared {
+    pub gateway: Gateway,
+    pub backend: Arc<dyn Backend>,
+    pub observations: Mutex<HashMap<RevisionKey, RevisionObservation>>,
+    pub changes: UnboundedSender<RevisionName>,
+    replica_seq: AtomicU64,
+    id_prefix: String,
+}
+
+impl Shared {
+    pub fn new(
+        gateway: Gateway,
+        backend: Arc<dyn Backend>,
+        changes: UnboundedSender<RevisionName>,
+    ) -> Self {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Shared {
+            gateway,
+            backend,
+            observations: Mutex::default(),
+            changes,
+            replica_seq: AtomicU64::new(1),
+            // Unique across daemon runs, so log files of earlier replicas are kept apart.
+            id_prefix: format!("{:06x}", secs & 0xff_ffff),
+        }
+    }
+
+    fn next_replica_id(&self) -> String {
+        let n = self.replica_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.id_prefix)
+    }
+
+    fn observations(&self) -> std::sync::MutexGuard<'_, HashMap<RevisionKey, RevisionObservation>> {
+        self.observations.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Replica {
+    handle: ReplicaHandle,
+}
+
+impl Replica {
+    fn ready(&self) -> bool {
+        self.handle.status().ready
+    }
+}
+
+pub(crate) struct Driver {
+    key: RevisionKey,
+    shared: Arc<Shared>,
+    plan: Result<Plan, PlanError>,
+    /// `None` while the plan is an error.
+    scaler: Option<(Autoscaler, Collector)>,
+    replicas: Vec<Replica>,
+    tx: UnboundedSender<Msg>,
+    endpoints: Vec<SocketAddr>,
+    initialized: bool,
+    failure: Option<Failure>,
+    fail_fast: Option<String>,
+    wanting_since: Option<Instant>,
+    deadline_exceeded: bool,
+    start_error: Option<(String, String)>,
+    next_sample: Instant,
+    next_decide: Instant,
+    published: Option<RevisionObservation>,
+}
+
+/// Starts the driver of `key`. `resumed`: the revision reached its initial scale before (in
+/// an earlier daemon run), so it starts at zero rather than at its initial scale.
+pub(crate) fn spawn(
+    key: RevisionKey,
+    shared: Arc<Shared>,
+    plan: Result<Plan, PlanError>,
+    resumed: bool,
+) -> UnboundedSender<Msg> {
+    let (tx, rx) = unbounded_channel();
+    let now = Instant::now();
+    let mut driver = Driver {
+        key,
+        shared,
+        plan: Err(PlanError {
+            reason: "Deploying",
+            message: String::new(),
+        }),
+        scaler: None,
+        replicas: Vec::new(),
+        tx: tx.clone(),
+        endpoints: Vec::new(),
+        initialized: resumed,
+        failure: None,
+        fail_fast: None,
+        wanting_since: None,
+        deadline_exceeded: false,
+        start_error: None,
+        next_sample: now,
+        next_decide: now,
+        published: None,
+    };
+    tokio::spawn(async move {
+        driver.update(plan, resumed).await;
+        driver.run(rx).await;
+    });
+    tx
+}
+
+impl Driver {
+    async fn run(mut self, mut rx: UnboundedReceiver<Msg>) {
+        loop {
+            self.refresh();
+            let ticking = !self.replicas.is_empty()
+                || self.scaler.as_ref().is_some_and(|(s, _)| s.desired() > 0);
+            let wake = self.next_sample.min(self.next_decide);
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    None | Some(Msg::Stop) => break,
+                    Some(Msg::Poke) => self.poke().await,
+                    Some(Msg::Update(plan)) => self.update(*plan, false).await,
+                    Some(Msg::ReplicaChanged) => {}
+                },
+                _ = tokio::time::sleep_until(wake), if ticking => self.tick().await,
+            }
+        }
+        self.shutdown().await;
+    }
+
+    fn revision_ref(&self) -> RevisionRef {
+        RevisionRef::new(&self.key.namespace, &self.key.name)
+    }
+
+    async fn update(&mut self, plan: Result<Plan, PlanError>, resumed: bool) {
+        let now = Instant::now();
+        match &plan {
+            Ok(p) => {
+                self.shared
+                    .gateway
+                    .set_revision(self.key.clone(), p.gateway);
+                match &mut self.scaler {
+                    Some((scaler, collector)) => {
+                        scaler.update(p.spec.clone());
+                        collector.update(&p.spec, now.into_std());
+                    }
+                    None => {
+                        let scaler = if resumed {
+                            Autoscaler::resume(p.spec.clone(), now.into_std(), 0)
+                        } else {
+                            Autoscaler::new(p.spec.clone(), now.into_std())
+                        };
+                        if p.spec.initial_scale == 0 {
+                            self.initialized = true;
+                        }
+                        self.scaler = Some((scaler, Collector::new(&p.spec, now.into_std())));
+                    }
+                }
+                self.start_error = None;
+                self.plan = plan;
+                self.decide(now).await;
+            }
+            Err(e) => {
+                tracing::warn!(revision = %self.key, reason = e.reason, "{}", e.message);
+                self.shared
+                    .gateway
+                    .set_revision(self.key.clone(), RevisionConfig::default());
+                self.scaler = None;
+                self.plan = plan;
+                self.scale_to(0).await;
+            }
+        }
+    }
+
+    async fn poke(&mut self) {
+        let now = Instant::now();
+        self.sample(now);
+        let decide_now = match &mut self.scaler {
+            Some((scaler, _)) => scaler.poke(now.into_std()),
+            None => false,
+        };
+        if decide_now {
+            self.decide(now).await;
+        }
+    }
+
+    async fn tick(&mut self) {
+        let now = Instant::now();
+        if now >= self.next_sample {
+            self.sample(now);
+            self.next_sample = now + BUCKET_SIZE;
+        }
+        if now >= self.next_decide {
+            self.decide(now).await;
+        }
+    }
+
+    fn sample(&mut self, now: Instant) {
+        let (Some((_, collector)), Some(load)) =
+            (&mut self.scaler, self.shared.gateway.take_load(&self.key))
+        else {
+            return;
+        };
+        collector.observe(
+            now.into_std(),
+            load.concurrency_seconds,
+            load.requests as f64,
+        );
+    }
+
+    fn ready_count(&self) -> i32 {
+        i32::try_from(self.replicas.iter().filter(|r| r.ready()).count()).unwrap_or(i32::MAX)
+    }
+
+    async fn decide(&mut self, now: Instant) {
+        let ready = self.ready_count();
+        let Some((scaler, collector)) = &mut self.scaler else {
+            return;
+        };
+        let stats = collector.stats(now.into_std(), ready);
+        let d = scaler.decide(now.into_std(), ready, stats);
+        tracing::debug!(
+            revision = %self.key, desired = d.desired, ready, reason = %d.reason,
+            stable = d.stable_avg, panic = d.panic_avg, "autoscaler decision"
+        );
+        self.next_decide = now + TICK_INTERVAL;
+        if self.next_sample <= now {
+            self.next_sample = now + BUCKET_SIZE;
+        }
+        self.scale_to(d.desired.max(0) as usize).await;
+    }
+
+    async fn scale_to(&mut self, want: usize) {
+        while self.replicas.len() < want && self.start_error.is_none() {
+            self.start_replica().await;
+        }
+        if self.replicas.len() > want {
+            self.stop_replicas(self.replicas.len() - want);
+        }
+    }
+
+    async fn start_replica(&mut self) {
+        let Ok(plan) = &self.plan else { return };
+        let spec = ReplicaSpec {
+            id: self.shared.next_replica_id(),
+            revision: self.revision_ref(),
+            container: plan.container.clone(),
+            env: plan.env.clone(),
+            port: 0,
+            grace: plan.grace,
+        };
+        match self.shared.backend.start(spec).await {
+            Ok(handle) => {
+                tracing::debug!(revision = %self.key, replica = handle.id(), addr = %handle.addr(), "replica started");
+                let mut status = handle.subscribe();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    while status.changed().await.is_ok() {
+                        if tx.send(Msg::ReplicaChanged).is_err() {
+                            break;
+                        }
+                    }
+                });
+                self.replicas.push(Replica { handle });
+            }
+            Err(e) => {
+                let reason = match e {
+                    RuntimeError::Unsupported { .. } => "Unsupported",
+                    RuntimeError::InvalidSpec(_) => "InvalidSpec",
+                    RuntimeError::Io { .. } => "StartFailed",
+                };
+                tracing::warn!(revision = %self.key, error = %e, "cannot start a replica");
+                self.start_error = Some((reason.to_string(), e.to_string()));
+            }
+        }
+    }
+
+    /// Takes `n` replicas out: not-ready ones first, then the newest. Each leaves the
+    /// gateway's rotation at once and is stopped once its requests in flight are done.
+    fn stop_replicas(&mut self, n: usize) {
+        let mut victims = Vec::with_capacity(n);
+        while victims.len() < n {
+            let idx = self
+                .replicas
+                .iter()
+                .rposition(|r| !r.ready())
+                .unwrap_or(self.replicas.len() - 1);
+            victims.push(self.replicas.remove(idx));
+        }
+        let mut drains = self.sync_endpoints();
+        let grace = self
+            .plan
+            .as_ref()
+            .map(|p| p.grace)
+            .unwrap_or(Duration::from_secs(30));
+        for v in victims {
+            let drain = drains
+                .iter()
+                .position(|d| d.addr() == v.handle.addr())
+                .map(|i| drains.swap_remove(i));
+            let key = self.key.clone();
+            tokio::spawn(async move {
+                if let Some(d) = drain
+                    && !d.idle(grace).await
+                {
+                    tracing::warn!(revision = %key, replica = v.handle.id(), "requests still in flight after the grace period");
+                }
+                let st = v.handle.stop(grace).await;
+                tracing::debug!(revision = %key, replica = v.handle.id(), exit = ?st.final_exit, "replica stopped");
+                v.handle.join().await;
+            });
+        }
+    }
+
+    /// Points the gateway at the ready replicas; returns the drains of those taken out.
+    fn sync_endpoints(&mut self) -> Vec<wisp_gateway::Drain> {
+        let mut ready: Vec<SocketAddr> = self
+            .replicas
+            .iter()
+            .filter(|r| r.ready())
+            .map(|r| r.handle.addr())
+            .collect();
+        ready.sort_unstable();
+        if ready == self.endpoints {
+            return Vec::new();
+        }
+        self.endpoints = ready.clone();
+        self.shared
+            .gateway
+            .replace_endpoints(&self.key, ready)
+            .unwrap_or_default()
+    }
+
+    /// After any event: endpoints, facts, fail-fast, observation.
+    fn refresh(&mut self) {
+        let now = Instant::now();
+        drop(self.sync_endpoints());
+        let ready = self.ready_count();
+        let (desired, activity, initial) = match &self.scaler {
+            Some((s, _)) => (s.desired(), Some(s.activity()), s.spec().initial_scale),
+            None => (0, None, 0),
+        };
+        if ready > 0 && ready >= initial {
+            self.initialized = true;
+            self.deadline_exceeded = false;
+        }
+        let statuses: Vec<_> = self.replicas.iter().map(|r| r.handle.status()).collect();
+        if ready > 0 {
+            self.failure = None;
+        } else if let Some(st) = statuses.iter().find(|s| s.last_exit.is_some()) {
+            let exit = st.last_exit.as_ref().expect("checked");
+            let mut message = exit.to_string();
+            let lines = &st.last_log_lines;
+            for line in &lines[lines.len().saturating_sub(FAILURE_LOG_LINES)..] {
+                message.push('\n');
+                message.push_str(line);
+            }
+            self.failure = Some(Failure {
+                reason: exit.knative_reason(),
+                message,
+            });
+        }
+        if desired > 0 && !self.initialized {
+            let since = *self.wanting_since.get_or_insert(now);
+            if let Ok(plan) = &self.plan
+                && now.duration_since(since) >= plan.progress_deadline
+            {
+                self.deadline_exceeded = true;
+            }
+        } else {
+            self.wanting_since = None;
+        }
+
+        let unrunnable = match (&self.plan, &self.start_error) {
+            (Err(e), _) => Some((e.reason.to_string(), e.message.clone())),
+            (Ok(_), Some(e)) => Some(e.clone()),
+            _ => None,
+        };
+        let persistent = statuses.iter().any(|s| {
+            s.restarts >= FAIL_FAST_RESTARTS
+                || s.last_exit
+                    .as_ref()
+                    .is_some_and(|e| e.reason == "StartError")
+        });
+        let fail_fast = if let Some((reason, message)) = &unrunnable {
+            Some(format!("{reason}: {message}"))
+        } else if ready == 0 && desired > 0 && (persistent || self.deadline_exceeded) {
+            Some(match &self.failure {
+                Some(f) => format!(
+                    "its container keeps failing ({}: {})",
+                    f.reason,
+                    f.message.lines().next().unwrap_or("")
+                ),
+                None => "it did not become ready within its progress deadline".to_string(),
+            })
+        } else {
+            None
+        };
+        if fail_fast != self.fail_fast {
+            self.shared
+                .gateway
+                .set_failure(&self.key, fail_fast.clone());
+            self.fail_fast = fail_fast;
+        }
+
+        let activity = activity.unwrap_or(wisp_autoscaler::Activity::Zero {
+            since: now.into_std(),
+        });
+        let obs = observe(&Facts {
+            desired,
+            ready,
+            initialized: self.initialized,
+            activity,
+            failure: self.failure.clone(),
+            deadline_exceeded: self.deadline_exceeded,
+            unrunnable,
+        });
+        if self.published.as_ref() != Some(&obs) {
+            self.shared
+                .observations()
+                .insert(self.key.clone(), obs.clone());
+            self.published = Some(obs);
+            let _ = self.shared.changes.send(RevisionName {
+                namespace: self.key.namespace.clone(),
+                name: self.key.name.clone(),
+            });
+        }
+    }
+
+    async fn shutdown(mut self) {
+        self.shared.gateway.remove_revision(&self.key);
+        self.shared.observations().remove(&self.key);
+        let grace = self
+            .plan
+            .as_ref()
+            .map(|p| p.grace)
+            .unwrap_or(Duration::from_secs(30));
+        let mut stops = tokio::task::JoinSet::new();
+        for r in self.replicas.drain(..) {
+            stops.spawn(async move {
+                r.handle.stop(grace).await;
+                r.handle.join().await;
+            });
+        }
+        while stops.join_next().await.is_some() {}
+    }
+}
