@@ -19,7 +19,7 @@ spec:
       name: {revision}
     spec:
       containers:
-        - command: [\"python3\", \"-m\", \"http.server\"]
+        - command: [\"python3\", \"-m\", \"http.server\", \"--bind\", \"127.0.0.1\", \"$(PORT)\"]
           env:
             - name: TARGET
               value: {target}
@@ -190,7 +190,7 @@ spec:
       name: hello-two-blue
     spec:
       containers:
-        - command: [\"python3\", \"-m\", \"http.server\"]
+        - command: [\"python3\", \"-m\", \"http.server\", \"--bind\", \"127.0.0.1\", \"$(PORT)\"]
 ";
     d.wisp_stdin(&["apply", "-f", "-"], Some(other)).success();
     // hello-two's Configuration cannot create its revision: it says so, and never adopts the

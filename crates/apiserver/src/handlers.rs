@@ -154,6 +154,9 @@ async fn resource(
     let status = match path.subresource.as_deref() {
         None => false,
         Some("status") if info.has_status => true,
+        Some("log") if info.kind == "Revision" && method == Method::GET => {
+            return revision_log(api, &path, params).await;
+        }
         Some(_) => return Err(not_found()),
     };
     let req = Req {
@@ -189,6 +192,40 @@ async fn resource(
             req.info.plural
         ))),
     }
+}
+
+/// `GET .../revisions/{name}/log`: the revision must exist; its replicas' output follows.
+async fn revision_log(
+    api: &ApiServer,
+    path: &ResourcePath,
+    params: &Params,
+) -> Result<Response, ApiError> {
+    let (Some(ns), Some(name)) = (path.namespace.clone(), path.name.clone()) else {
+        return Err(not_found());
+    };
+    let key = kinds::storage_key(&kinds::REVISIONS);
+    api.store
+        .get(&key, &ns, &name)
+        .await
+        .map_err(|e| ApiError::from_store(e, "revisions.serving.knative.dev", &name))?;
+    let Some(source) = api.logs.clone() else {
+        return Err(ApiError::NotFound(
+            "this server keeps no replica logs (no data plane runs with it)".to_string(),
+        ));
+    };
+    let flag = |k: &str| params.get(k).is_some_and(|v| v == "true" || v == "1");
+    let tail_lines = match params.get("tailLines") {
+        None => None,
+        Some(v) => Some(v.parse::<usize>().map_err(|_| {
+            ApiError::BadRequest(format!("tailLines: {v:?} is not a number of lines"))
+        })?),
+    };
+    let opts = crate::logs::LogOptions {
+        follow: flag("follow"),
+        tail_lines,
+        prefix: flag("prefix"),
+    };
+    crate::logs::respond(source, api.stopping.subscribe(), ns, name, opts)
 }
 
 fn is_watch(params: &Params) -> bool {

@@ -15,12 +15,14 @@ use wisp_store::Store;
 mod discovery;
 mod error;
 mod handlers;
+mod logs;
 mod openapi;
 mod paths;
 mod selector;
 mod table;
 
 pub use error::ApiError;
+pub use logs::LogSource;
 pub use selector::{FieldSelector, LabelSelector};
 
 /// Shared state of the API server.
@@ -31,6 +33,8 @@ pub struct ApiServer {
     server_address: String,
     /// Turns true when the daemon stops: open watches end so connections can drain.
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Replica logs, served at `revisions/{name}/log`.
+    logs: Option<Arc<dyn LogSource>>,
 }
 
 impl ApiServer {
@@ -39,7 +43,14 @@ impl ApiServer {
             store,
             server_address: server_address.into(),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            logs: None,
         }
+    }
+
+    /// Serves replica logs from `source` at `.../revisions/{name}/log`.
+    pub fn with_logs(mut self, source: Arc<dyn LogSource>) -> ApiServer {
+        self.logs = Some(source);
+        self
     }
 
     /// Ends every open watch stream (and refuses new ones), so a graceful shutdown of the

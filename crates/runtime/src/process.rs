@@ -102,6 +102,38 @@ impl ProcessBackend {
             .join(format!("{replica}.log"))
     }
 
+    /// The log files of every replica of `revision` this data dir has kept (current runs and
+    /// earlier ones), oldest first, as (replica id, path). Rotated halves (`.log.1`) are not
+    /// listed: they hold older lines of a listed file.
+    pub fn revision_logs(&self, revision: &RevisionRef) -> Vec<(String, PathBuf)> {
+        let dir = self
+            .data_dir
+            .join("logs")
+            .join(&revision.namespace)
+            .join(&revision.name);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<(std::time::SystemTime, String, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let path = e.path();
+                let id = path
+                    .file_name()?
+                    .to_str()?
+                    .strip_suffix(".log")?
+                    .to_string();
+                let created = e
+                    .metadata()
+                    .and_then(|m| m.created().or_else(|_| m.modified()))
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                Some((created, id, path))
+            })
+            .collect();
+        files.sort();
+        files.into_iter().map(|(_, id, path)| (id, path)).collect()
+    }
+
     fn record_path(&self, revision: &RevisionRef, replica: &str) -> PathBuf {
         self.run_dir()
             .join(&revision.namespace)

@@ -451,8 +451,9 @@ impl Client {
             .await
     }
 
-    /// Opens a watch (`path` must carry `?watch=true` and any selectors).
-    pub async fn watch(&self, path: &str) -> Result<WatchStream, ApiError> {
+    /// GETs `path` and hands back the body to read as it arrives (watches, followed logs); a
+    /// non-2xx answer becomes an error.
+    pub async fn open(&self, path: &str) -> Result<Incoming, ApiError> {
         let resp = self.send(Method::GET, path, JSON, None).await?;
         let code = resp.status();
         if !code.is_success() {
@@ -476,8 +477,14 @@ impl Client {
                 body: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
             });
         }
+        Ok(resp.into_body())
+    }
+
+    /// Opens a watch (`path` must carry `?watch=true` and any selectors).
+    pub async fn watch(&self, path: &str) -> Result<WatchStream, ApiError> {
+        let body = self.open(path).await?;
         Ok(WatchStream {
-            body: resp.into_body(),
+            body,
             buf: Vec::new(),
             done: false,
         })

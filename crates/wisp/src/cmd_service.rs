@@ -341,7 +341,6 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
                     } else {
                         String::new()
                     },
-                    ..Expected::default()
                 };
                 return finish(
                     ctx,
@@ -489,7 +488,6 @@ async fn update(ctx: &Ctx, args: UpdateArgs) -> anyhow::Result<()> {
                     } else {
                         String::new()
                     },
-                    ..Expected::default()
                 };
                 let before = wait::reported_revision(&current_json);
                 return finish(

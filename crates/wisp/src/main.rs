@@ -21,6 +21,7 @@ mod client;
 mod cmd_apply;
 mod cmd_delete;
 mod cmd_get;
+mod cmd_logs;
 mod cmd_revision;
 mod cmd_route;
 mod cmd_service;
@@ -68,6 +69,8 @@ enum Command {
     /// Inspect routes.
     #[command(subcommand, visible_aliases = ["routes"])]
     Route(cmd_route::RouteCommand),
+    /// Print the stdout and stderr of a service's replicas.
+    Logs(cmd_logs::LogsArgs),
     /// Print the client and server versions.
     Version(VersionArgs),
 }
@@ -151,6 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Service(cmd) => cmd_service::run(&ctx, *cmd).await,
         Command::Revision(cmd) => cmd_revision::run(&ctx, cmd).await,
         Command::Route(cmd) => cmd_route::run(&ctx, cmd).await,
+        Command::Logs(args) => cmd_logs::run(&ctx, args).await,
         Command::Version(args) => version(&ctx, args).await,
     }
 }
@@ -239,5 +243,6 @@ mod tests {
         assert!(Cli::try_parse_from(["wisp", "serve", "--api-addr", "127.0.0.1:0"]).is_ok());
         assert!(Cli::try_parse_from(["wisp", "rev", "list", "-s", "hello"]).is_ok());
         assert!(Cli::try_parse_from(["wisp", "route", "describe", "hello", "-v"]).is_ok());
+        assert!(Cli::try_parse_from(["wisp", "logs", "hello", "-f", "--tail", "5"]).is_ok());
     }
 }

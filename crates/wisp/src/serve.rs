@@ -141,6 +141,16 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// The API server's view of the runtime's log files.
+struct ReplicaLogs(Arc<ProcessBackend>);
+
+impl wisp_apiserver::LogSource for ReplicaLogs {
+    fn revision_logs(&self, namespace: &str, revision: &str) -> Vec<(String, PathBuf)> {
+        self.0
+            .revision_logs(&wisp_runtime::RevisionRef::new(namespace, revision))
+    }
+}
+
 /// Longest wait for replicas to stop when the daemon shuts down.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -162,7 +172,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the state in {}", args.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
 
-    let api = ApiServer::new(store.clone(), args.api_addr.to_string());
+    let api = ApiServer::new(store.clone(), args.api_addr.to_string())
+        .with_logs(Arc::new(ReplicaLogs(backend.clone())));
     api.bootstrap()
         .await
         .context("cannot create the default namespace")?;

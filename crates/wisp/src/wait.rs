@@ -1,12 +1,9 @@
 //! Waiting for a Service to take a change: one pure decision, [`wait_state`], over the
 //! Service as the server reports it, and the watch loop around it ([`wait_for_service`]).
 //!
-//! kn waits for `Ready=True` once the controller has observed the new generation, and fails
-//! when Ready stays False longer than an error window (2 s by default). wisp's data plane
-//! may keep revisions at Ready=Unknown, so by default the wait ends when the controller has
-//! reconciled the change (observedGeneration caught up, the expected revision created); set
-//! [`Expected::require_ready`] to wait for Ready=True exactly as kn does. Ready=False always
-//! fails, with the condition's reason and message.
+//! As kn: the wait ends at `Ready=True` once the controller has observed the new generation
+//! (and created the expected revision), and fails when Ready stays False longer than an error
+//! window (2 s by default), with the condition's reason and message.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -27,8 +24,6 @@ pub struct Expected {
     pub previous_revision: String,
     /// The revision name the template asks for (`--revision-name`), if any.
     pub revision_name: String,
-    /// Also wait for Ready=True (kn's behaviour).
-    pub require_ready: bool,
 }
 
 /// Where a Service stands with respect to [`Expected`].
@@ -36,7 +31,7 @@ pub struct Expected {
 pub enum WaitState {
     /// Not there yet; `stage` says what is awaited (shown as progress).
     Waiting { stage: String },
-    /// The change is reconciled.
+    /// The change is reconciled and the Service is Ready.
     Done,
     /// Ready=False: `reason: message`.
     Failed(String),
@@ -103,14 +98,14 @@ pub fn wait_state(service: &Value, expected: &Expected) -> WaitState {
             return waiting("waiting for the new revision to be created".to_string());
         }
     }
-    if expected.require_ready && !matches!(ready, Some(("True", _, _))) {
+    if !matches!(ready, Some(("True", _, _))) {
         return waiting(format!("waiting for revision {latest} to become ready"));
     }
     WaitState::Done
 }
 
-/// The revision to report after a change: the latest ready one when the Service is Ready,
-/// else the latest created (kn reports the latest ready; wisp may not be Ready yet).
+/// The revision to report after a change: the latest ready one when the Service is Ready
+/// (as kn), else the latest created (after `--no-wait`).
 pub fn reported_revision(service: &Value) -> String {
     let ready = matches!(ready_condition(service), Some(("True", _, _)));
     let latest_ready = str_at(service, "/status/latestReadyRevisionName");
@@ -294,6 +289,8 @@ mod tests {
         v
     }
 
+    const READY: Option<(&str, &str, &str)> = Some(("True", "", ""));
+
     fn create() -> Expected {
         Expected {
             generation: 1,
@@ -340,27 +337,20 @@ mod tests {
     }
 
     #[test]
-    fn done_once_reconciled_even_if_not_ready() {
+    fn done_only_when_ready() {
         let unknown = Some(("Unknown", "RevisionMissing", ""));
-        assert_eq!(
-            wait_state(&svc(1, Some(1), "hello-00001", unknown), &create()),
-            WaitState::Done
-        );
-        assert_eq!(
-            wait_state(&svc(1, Some(1), "hello-00001", None), &create()),
-            WaitState::Done
-        );
-        let strict = Expected {
-            require_ready: true,
-            ..create()
-        };
         assert!(matches!(
-            wait_state(&svc(1, Some(1), "hello-00001", unknown), &strict),
+            wait_state(&svc(1, Some(1), "hello-00001", unknown), &create()),
             WaitState::Waiting { .. }
         ));
-        let ready = Some(("True", "", ""));
         assert_eq!(
-            wait_state(&svc(1, Some(1), "hello-00001", ready), &strict),
+            wait_state(&svc(1, Some(1), "hello-00001", None), &create()),
+            WaitState::Waiting {
+                stage: "waiting for revision hello-00001 to become ready".into()
+            }
+        );
+        assert_eq!(
+            wait_state(&svc(1, Some(1), "hello-00001", READY), &create()),
             WaitState::Done
         );
     }
@@ -395,11 +385,11 @@ mod tests {
             ..Expected::default()
         };
         assert!(matches!(
-            wait_state(&svc(2, Some(2), "hello-00001", None), &update),
+            wait_state(&svc(2, Some(2), "hello-00001", READY), &update),
             WaitState::Waiting { .. }
         ));
         assert_eq!(
-            wait_state(&svc(2, Some(2), "hello-00002", None), &update),
+            wait_state(&svc(2, Some(2), "hello-00002", READY), &update),
             WaitState::Done
         );
         // Someone else updated meanwhile: the status must catch up with the newest spec.
@@ -413,11 +403,11 @@ mod tests {
             ..update.clone()
         };
         assert!(matches!(
-            wait_state(&svc(2, Some(2), "hello-00002", None), &byo),
+            wait_state(&svc(2, Some(2), "hello-00002", READY), &byo),
             WaitState::Waiting { .. }
         ));
         assert_eq!(
-            wait_state(&svc(2, Some(2), "hello-v2", None), &byo),
+            wait_state(&svc(2, Some(2), "hello-v2", READY), &byo),
             WaitState::Done
         );
 
@@ -426,7 +416,7 @@ mod tests {
             ..update
         };
         assert_eq!(
-            wait_state(&svc(2, Some(2), "hello-00001", None), &traffic_only),
+            wait_state(&svc(2, Some(2), "hello-00001", READY), &traffic_only),
             WaitState::Done
         );
     }
