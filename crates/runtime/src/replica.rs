@@ -570,6 +570,7 @@ impl Supervisor {
     ) -> State {
         let mut deadline = deadline;
         let mut killed = killed;
+        let mut commands_open = true;
         loop {
             tokio::select! {
                 exit = run.workload.wait() => {
@@ -593,11 +594,15 @@ impl Supervisor {
                     run.workload.signal(StopSignal::Kill);
                     killed = true;
                 }
-                cmd = self.commands.recv(), if then != AfterExit::Stop => {
-                    // A stop during a probe kill: stop for good after this exit, within the
-                    // shorter of the two grace periods.
-                    if let Some(Command::Stop { grace }) = cmd {
-                        deadline = deadline.min(Instant::now() + grace);
+                cmd = self.commands.recv(), if commands_open => {
+                    // A stop during a probe kill, or a second stop (the daemon shutting down
+                    // while a replica drains): stop for good after this exit, within the
+                    // shorter of the grace periods.
+                    match cmd {
+                        Some(Command::Stop { grace }) => {
+                            deadline = deadline.min(Instant::now() + grace);
+                        }
+                        None => commands_open = false,
                     }
                     then = AfterExit::Stop;
                 }

@@ -21,7 +21,22 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The `wisp` binary under test.
 pub fn wisp_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("WISP_BIN") {
+    built_bin("wisp", "WISP_BIN")
+}
+
+/// The test app the data-plane tests deploy (`crates/testapp`, binary `wisp-testapp`), as an
+/// absolute path (a Service's `command`), or `$WISP_TESTAPP_BIN`.
+pub fn testapp_bin() -> PathBuf {
+    built_bin("wisp-testapp", "WISP_TESTAPP_BIN")
+}
+
+/// The command that builds what these tests run (the README's).
+const BUILD: &str = "cargo build -p wisp -p wisp-testapp";
+
+/// `target/debug/{name}` (or under `$CARGO_TARGET_DIR`, or `$env_var`): it must exist and be
+/// newer than its sources.
+fn built_bin(name: &str, env_var: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env_var) {
         return PathBuf::from(p);
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -34,20 +49,28 @@ pub fn wisp_bin() -> PathBuf {
             }
         })
         .unwrap_or_else(|| workspace_dir().join("target"));
-    let bin = target.join("debug").join("wisp");
+    let bin = target.join("debug").join(name);
     assert!(
         bin.is_file(),
-        "the wisp binary {} does not exist: run `cargo build -p wisp` first (or set WISP_BIN)",
+        "the {name} binary {} does not exist: run `{BUILD}` first (or set {env_var})",
         bin.display()
     );
-    static FRESH: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    if let Err(e) = FRESH.get_or_init(|| check_fresh(&bin)) {
+    type Checked = std::sync::Mutex<std::collections::BTreeMap<PathBuf, Result<(), String>>>;
+    static FRESH: std::sync::OnceLock<Checked> = std::sync::OnceLock::new();
+    let verdict = FRESH
+        .get_or_init(Checked::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(bin.clone())
+        .or_insert_with(|| check_fresh(&bin))
+        .clone();
+    if let Err(e) = verdict {
         panic!("{e}");
     }
     bin
 }
 
-/// Refuses to test a stale binary: every source file its dep-info (`wisp.d`) lists must be
+/// Refuses to test a stale binary: every source file its dep-info (`NAME.d`) lists must be
 /// older than the binary.
 fn check_fresh(bin: &Path) -> Result<(), String> {
     let built = std::fs::metadata(bin)
@@ -66,7 +89,7 @@ fn check_fresh(bin: &Path) -> Result<(), String> {
             .is_ok_and(|m| m > built);
         if newer {
             return Err(format!(
-                "{} is older than {dep}: run `cargo build -p wisp` before these tests",
+                "{} is older than {dep}: run `{BUILD}` before these tests",
                 bin.display()
             ));
         }
@@ -219,17 +242,28 @@ pub struct Daemon {
 impl Daemon {
     /// A daemon on a fresh data dir.
     pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    /// A daemon on a fresh data dir, with more flags for `wisp serve`
+    /// (`&["--autoscaler", "stable-window=6s"]`).
+    pub fn start_with(flags: &[&str]) -> Daemon {
         let tmp = tempfile::Builder::new()
             .prefix("wisp-e2e-")
             .tempdir()
             .expect("tempdir");
-        let mut d = Daemon::start_in(tmp.path());
+        let mut d = Daemon::start_in_with(tmp.path(), flags);
         d._tmp = Some(tmp);
         d
     }
 
     /// A daemon whose state lives in `root/data` (so a test can restart on the same state).
     pub fn start_in(root: &Path) -> Daemon {
+        Daemon::start_in_with(root, &[])
+    }
+
+    /// [`Daemon::start_in`] with more flags for `wisp serve`.
+    pub fn start_in_with(root: &Path, flags: &[&str]) -> Daemon {
         let data_dir = root.join("data");
         let scratch = root.join("scratch");
         std::fs::create_dir_all(&scratch).expect("scratch dir");
@@ -247,6 +281,7 @@ impl Daemon {
                 .arg(format!("127.0.0.1:{api_port}"))
                 .arg("--gateway-addr")
                 .arg(format!("127.0.0.1:{gateway_port}"))
+                .args(flags)
                 .env("NO_COLOR", "1")
                 .env_remove("WISP_SERVER")
                 .stdin(Stdio::null())
@@ -305,6 +340,11 @@ impl Daemon {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The daemon's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL: the daemon gets no chance to clean up.
@@ -457,24 +497,30 @@ impl Daemon {
 
     /// Opens `GET path` as a stream (a watch); read it with [`Stream::next_line`].
     pub fn stream(&self, path: &str) -> Stream {
-        let mut s = TcpStream::connect(("127.0.0.1", self.api_port)).expect("connect");
-        s.set_read_timeout(Some(DEADLINE)).expect("timeout");
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAccept: application/json\r\n\r\n",
-            self.api_port
-        );
-        s.write_all(req.as_bytes()).expect("write request");
-        let mut reader = BufReader::new(s);
-        let (status, headers) = read_head(&mut reader).expect("response head");
-        let chunked = header(&headers, "transfer-encoding").is_some_and(|v| v.contains("chunked"));
-        Stream {
-            status,
-            reader,
-            chunked,
-            pending: Vec::new(),
-            ended: false,
-        }
+        let host = format!("127.0.0.1:{}", self.api_port);
+        open_stream(self.api_port, &host, path)
+            .unwrap_or_else(|e| panic!("GET {path} as a stream: {e}"))
     }
+}
+
+/// Opens `GET path` with `Host: host` on `127.0.0.1:port` as a stream, once its head arrived;
+/// read the body with [`Stream::next_line`].
+pub fn open_stream(port: u16, host: &str, path: &str) -> std::io::Result<Stream> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(DEADLINE))?;
+    let req =
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\r\n");
+    s.write_all(req.as_bytes())?;
+    let mut reader = BufReader::new(s);
+    let (status, headers) = read_head(&mut reader)?;
+    let chunked = header(&headers, "transfer-encoding").is_some_and(|v| v.contains("chunked"));
+    Ok(Stream {
+        status,
+        reader,
+        chunked,
+        pending: Vec::new(),
+        ended: false,
+    })
 }
 
 impl Drop for Daemon {
@@ -509,8 +555,20 @@ pub fn http_request_to(
     path: &str,
     body: Option<(&str, &str)>,
 ) -> std::io::Result<Response> {
+    http_request_within(port, host, method, path, body, DEADLINE)
+}
+
+/// [`http_request_to`] whose reads give up after `read_timeout` (an error, not a hang).
+pub fn http_request_within(
+    port: u16,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &str)>,
+    read_timeout: Duration,
+) -> std::io::Result<Response> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(DEADLINE))?;
+    s.set_read_timeout(Some(read_timeout))?;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n"
     );
@@ -782,5 +840,300 @@ impl Table {
             .iter()
             .filter_map(|r| r.first().map(String::as_str))
             .collect()
+    }
+}
+
+// ---- the data plane: the test app, its processes, a keep-alive client ---------------------
+
+/// The variable every test-app replica of the data-plane tests carries, with a value unique to
+/// its test ([`unique`]): how a test finds its own processes among those of the tests running
+/// beside it, and how [`Sweep`] kills them whatever happened.
+pub const MARK: &str = "WISP_E2E_MARK";
+
+/// A value no other test of any run on this machine uses.
+pub fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// RFC 7386 merge of `patch` into `target` (`null` removes a key).
+pub fn merge(target: &mut Value, patch: Value) {
+    match patch {
+        Value::Object(fields) => {
+            if !target.is_object() {
+                *target = Value::Object(serde_json::Map::new());
+            }
+            let obj = target.as_object_mut().expect("an object");
+            for (k, v) in fields {
+                if v.is_null() {
+                    obj.remove(&k);
+                } else {
+                    merge(obj.entry(k).or_insert(Value::Null), v);
+                }
+            }
+        }
+        other => *target = other,
+    }
+}
+
+/// A Knative Service whose one container runs the test app as a host process
+/// (`command: [/abs/path/wisp-testapp]`, no image), with `env` in its environment,
+/// `annotations` on its template and `spec_extras` merged into the template's `spec`
+/// (`containerConcurrency`, `timeoutSeconds`, ...). Container fields (probes, another command)
+/// go in with [`merge`] on [`container_mut`].
+pub fn testapp_service(
+    name: &str,
+    env: &[(&str, &str)],
+    annotations: &[(&str, &str)],
+    spec_extras: Value,
+) -> Value {
+    let env: Vec<Value> = env
+        .iter()
+        .map(|(k, v)| serde_json::json!({"name": k, "value": v}))
+        .collect();
+    let annotations: serde_json::Map<String, Value> = annotations
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .collect();
+    let mut spec = serde_json::json!({"containers": [{
+        "command": [testapp_bin().to_str().expect("a UTF-8 path")],
+        "env": env,
+    }]});
+    merge(&mut spec, spec_extras);
+    serde_json::json!({
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"template": {
+            "metadata": {"annotations": annotations},
+            "spec": spec,
+        }},
+    })
+}
+
+/// The first container of a Service's template.
+pub fn container_mut(svc: &mut Value) -> &mut Value {
+    &mut svc["spec"]["template"]["spec"]["containers"][0]
+}
+
+/// Condition `type` of an object, whole.
+pub fn cond<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
+    obj.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+}
+
+/// `(status, reason, message)` of condition `type`, empty strings when absent.
+pub fn cond_parts<'a>(obj: &'a Value, type_: &str) -> (&'a str, &'a str, &'a str) {
+    match cond(obj, type_) {
+        Some(c) => (s(c, "/status"), s(c, "/reason"), s(c, "/message")),
+        None => ("", "", ""),
+    }
+}
+
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Whether `pid` is a live process (zombies are dead: they only wait to be reaped).
+pub fn pid_alive(pid: u32) -> bool {
+    proc_state(pid).is_some_and(|st| st != 'Z' && st != 'X')
+}
+
+/// Live processes of this user whose environment holds `key=value`, by pid.
+pub fn pids_with_env(key: &str, value: &str) -> Vec<u32> {
+    let want = format!("{key}={value}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == want.as_bytes()))
+        })
+        .filter(|pid| pid_alive(*pid))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// Live processes carrying [`MARK`]`=mark`.
+pub fn marked_pids(mark: &str) -> Vec<u32> {
+    pids_with_env(MARK, mark)
+}
+
+/// SIGKILLs every process carrying [`MARK`]`=mark` when dropped, so that no replica outlives
+/// its test, even one that failed half-way. Declare it before the [`Daemon`]: it then drops
+/// after it.
+pub struct Sweep(pub String);
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        for pid in marked_pids(&self.0) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Daemon {
+    fn obj(&self, plural: &str, name: &str) -> Option<Value> {
+        self.get_opt(&serving_path("default", plural, Some(name)))
+    }
+
+    /// Service `name` of namespace `default`, if it exists.
+    pub fn service(&self, name: &str) -> Option<Value> {
+        self.obj("services", name)
+    }
+
+    pub fn revision(&self, name: &str) -> Option<Value> {
+        self.obj("revisions", name)
+    }
+
+    pub fn route(&self, name: &str) -> Option<Value> {
+        self.obj("routes", name)
+    }
+
+    /// POSTs a Service into `default`; it must be created.
+    #[track_caller]
+    pub fn create_service(&self, svc: &Value) {
+        let r = self.post_json(&serving_path("default", "services", None), svc);
+        assert_eq!(r.status, 201, "create {}: {}", svc["metadata"]["name"], r.body);
+    }
+
+    /// Merge-patches Service `name`; it must succeed.
+    #[track_caller]
+    pub fn patch_service(&self, name: &str, patch: &Value) -> Value {
+        let path = serving_path("default", "services", Some(name));
+        let r = self.request(
+            "PATCH",
+            &path,
+            Some(("application/merge-patch+json", &patch.to_string())),
+        );
+        assert_eq!(r.status, 200, "patch {name}: {}", r.body);
+        r.json()
+    }
+
+    /// Waits until Service `name` is Ready with its latest created revision ready, and returns
+    /// it.
+    #[track_caller]
+    pub fn wait_service_ready(&self, name: &str) -> Value {
+        wait_for(&format!("service {name} Ready"), || {
+            let svc = self.service(name).ok_or("absent")?;
+            let latest = s(&svc, "/status/latestCreatedRevisionName");
+            if condition(&svc, "Ready") == "True"
+                && !latest.is_empty()
+                && s(&svc, "/status/latestReadyRevisionName") == latest
+                && svc["status"]["observedGeneration"] == svc["metadata"]["generation"]
+            {
+                Ok(svc)
+            } else {
+                Err(svc["status"].to_string())
+            }
+        })
+    }
+
+    /// A GET through the gateway whose reads give up after `read_timeout`.
+    pub fn gateway_get_within(
+        &self,
+        host: &str,
+        path: &str,
+        read_timeout: Duration,
+    ) -> std::io::Result<Response> {
+        http_request_within(self.gateway_port, host, "GET", path, None, read_timeout)
+    }
+
+    /// A keep-alive client of the gateway for `host`.
+    pub fn client(&self, host: &str) -> Client {
+        Client::new(self.gateway_port, host)
+    }
+}
+
+/// HTTP/1.1 GETs over one kept-alive connection (reconnecting when the server closes it): for
+/// thousands of requests without thousands of sockets in TIME_WAIT.
+pub struct Client {
+    port: u16,
+    host: String,
+    conn: Option<BufReader<TcpStream>>,
+}
+
+impl Client {
+    pub fn new(port: u16, host: &str) -> Client {
+        Client {
+            port,
+            host: host.to_string(),
+            conn: None,
+        }
+    }
+
+    /// `GET path`; a connection the server had closed is retried once on a new one.
+    pub fn get(&mut self, path: &str) -> std::io::Result<Response> {
+        loop {
+            let fresh = self.conn.is_none();
+            if fresh {
+                let s = TcpStream::connect(("127.0.0.1", self.port))?;
+                s.set_read_timeout(Some(DEADLINE))?;
+                s.set_nodelay(true)?;
+                self.conn = Some(BufReader::new(s));
+            }
+            match self.exchange(path) {
+                Ok((resp, keep)) => {
+                    if !keep {
+                        self.conn = None;
+                    }
+                    return Ok(resp);
+                }
+                Err(e) => {
+                    self.conn = None;
+                    if fresh {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn exchange(&mut self, path: &str) -> std::io::Result<(Response, bool)> {
+        let conn = self.conn.as_mut().expect("connected");
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+        conn.get_mut().write_all(req.as_bytes())?;
+        let (status, headers) = read_head(conn)?;
+        let mut keep = !header(&headers, "connection").is_some_and(|v| v.contains("close"));
+        let body = if header(&headers, "transfer-encoding").is_some_and(|v| v.contains("chunked"))
+        {
+            let mut body = Vec::new();
+            while let Some(chunk) = read_chunk(conn)? {
+                body.extend(chunk);
+            }
+            // The empty line after the last chunk (no trailers expected).
+            let mut end = String::new();
+            conn.read_line(&mut end)?;
+            body
+        } else if let Some(n) = header(&headers, "content-length").and_then(|v| v.parse().ok()) {
+            let mut body = vec![0; n];
+            conn.read_exact(&mut body)?;
+            body
+        } else {
+            keep = false;
+            let mut body = Vec::new();
+            conn.read_to_end(&mut body)?;
+            body
+        };
+        Ok((
+            Response {
+                status,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            },
+            keep,
+        ))
     }
 }
