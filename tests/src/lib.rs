@@ -4,6 +4,6 @@
 //! and data dir, run the CLI and kubectl against it, a small HTTP/1.1 client, polling with a
 //! deadline). Each test starts its own daemon, so tests run in parallel.
 //!
-//! Run: `cargo build -p wisp && cargo test -p wisp-e2e` (the harness refuses a missing or
+//! Run: `cargo build -p wisp -p wisp-testapp && cargo test -p wisp-e2e` (the harness refuses a missing or
 //! stale `target/debug/wisp`; `WISP_BIN` points it at another binary). `kubectl` must be
 //! installed: its absence fails the tests rather than skipping them.

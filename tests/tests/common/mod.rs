@@ -3,9 +3,11 @@
 //!
 //! Every test file includes this module (`mod common;`); not every file uses every helper.
 //!
-//! The binary is the workspace's `target/debug/wisp` (or `$CARGO_TARGET_DIR/debug/wisp`, or
-//! `$WISP_BIN`): build it first with `cargo build -p wisp`. Nothing here sleeps as an
-//! assertion: waiting is polling with a deadline ([`wait_for`]), and timings are never checked.
+//! The binaries are the workspace's `target/debug/wisp` and `target/debug/wisp-testapp` (the
+//! app the data-plane tests deploy), or the same under `$CARGO_TARGET_DIR`, or `$WISP_BIN` and
+//! `$WISP_TESTAPP_BIN`: build them first with `cargo build -p wisp -p wisp-testapp`; a missing
+//! or stale one fails the test saying so. Nothing here sleeps as an assertion: waiting is
+//! polling with a deadline ([`wait_for`]), and timings are never checked.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -508,8 +510,7 @@ impl Daemon {
 pub fn open_stream(port: u16, host: &str, path: &str) -> std::io::Result<Stream> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(DEADLINE))?;
-    let req =
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\r\n");
     s.write_all(req.as_bytes())?;
     let mut reader = BufReader::new(s);
     let (status, headers) = read_head(&mut reader)?;
@@ -567,11 +568,27 @@ pub fn http_request_within(
     body: Option<(&str, &str)>,
     read_timeout: Duration,
 ) -> std::io::Result<Response> {
+    http_request_full(port, host, method, path, &[], body, read_timeout)
+}
+
+/// [`http_request_within`] with more request headers.
+pub fn http_request_full(
+    port: u16,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &str)>,
+    read_timeout: Duration,
+) -> std::io::Result<Response> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(read_timeout))?;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n"
     );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
     if let Some((ctype, b)) = body {
         req.push_str(&format!(
             "Content-Type: {ctype}\r\nContent-Length: {}\r\n",
@@ -1007,7 +1024,11 @@ impl Daemon {
     #[track_caller]
     pub fn create_service(&self, svc: &Value) {
         let r = self.post_json(&serving_path("default", "services", None), svc);
-        assert_eq!(r.status, 201, "create {}: {}", svc["metadata"]["name"], r.body);
+        assert_eq!(
+            r.status, 201,
+            "create {}: {}",
+            svc["metadata"]["name"], r.body
+        );
     }
 
     /// Merge-patches Service `name`; it must succeed.
@@ -1108,8 +1129,7 @@ impl Client {
         conn.get_mut().write_all(req.as_bytes())?;
         let (status, headers) = read_head(conn)?;
         let mut keep = !header(&headers, "connection").is_some_and(|v| v.contains("close"));
-        let body = if header(&headers, "transfer-encoding").is_some_and(|v| v.contains("chunked"))
-        {
+        let body = if header(&headers, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
             let mut body = Vec::new();
             while let Some(chunk) = read_chunk(conn)? {
                 body.extend(chunk);
