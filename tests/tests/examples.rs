@@ -1,5 +1,5 @@
-//! Every manifest under `examples/` applies cleanly, and each Knative Service in it gets its
-//! first revision: the tutorial cannot rot unnoticed.
+//! Every manifest under `examples/` applies cleanly, and each Knative Service in it becomes
+//! Ready and answers at its URL through the gateway: the tutorial cannot rot unnoticed.
 
 mod common;
 
@@ -27,8 +27,8 @@ fn every_example_applies_and_reconciles() {
             file.display()
         );
     }
-    // Each Service reaches its first revision (generated or named), and no Service is marked
-    // failed by the controller.
+    // Each Service reaches its first revision (generated or named), becomes Ready, and its
+    // URL answers.
     let services = d.get_json(&format!("{SERVING}/services"));
     for svc in services["items"].as_array().unwrap() {
         let (ns, name) = (s(svc, "/metadata/namespace"), s(svc, "/metadata/name"));
@@ -45,7 +45,15 @@ fn every_example_applies_and_reconciles() {
             }
         });
         d.get_json(&serving_path(ns, "revisions", Some(&want)));
-        let cfg = d.get_json(&serving_path(ns, "configurations", Some(name)));
-        assert_ne!(condition(&cfg, "Ready"), "False", "{cfg}");
+        let svc = wait_for(&format!("{ns}/{name} to be Ready"), || {
+            let svc = d.get_json(&serving_path(ns, "services", Some(name)));
+            match condition(&svc, "Ready") {
+                "True" => Ok(svc),
+                _ => Err(svc["status"].to_string()),
+            }
+        });
+        let host = s(&svc, "/status/url").trim_start_matches("http://");
+        let r = d.gateway_get(host, "/");
+        assert_eq!(r.status, 200, "{host}: {}", r.body);
     }
 }
