@@ -71,7 +71,14 @@ fn autoscaler_config(args: &ServeArgs) -> anyhow::Result<wisp_autoscaler::Config
         let (k, v) = kv
             .split_once('=')
             .with_context(|| format!("--autoscaler {kv:?}: expected KEY=VALUE"))?;
-        map.insert(k.trim().to_string(), v.trim().to_string());
+        let k = k.trim();
+        if !wisp_autoscaler::KEYS.contains(&k) {
+            anyhow::bail!(
+                "--autoscaler {kv:?}: {k:?} is not a config-autoscaler key (known: {})",
+                wisp_autoscaler::KEYS.join(", ")
+            );
+        }
+        map.insert(k.to_string(), v.trim().to_string());
     }
     wisp_autoscaler::Config::from_map(&map).map_err(|e| anyhow::anyhow!("config-autoscaler: {e}"))
 }
@@ -91,6 +98,12 @@ fn read_config_map(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
             path.display()
         )
     })?;
+    // Knative ignores unknown keys (`_example` among them); a typo deserves a word.
+    for k in obj.keys() {
+        if !k.starts_with('_') && !wisp_autoscaler::KEYS.contains(&k.as_str()) {
+            tracing::warn!(key = %k, file = %path.display(), "not a config-autoscaler key; ignored");
+        }
+    }
     Ok(obj
         .iter()
         .map(|(k, v)| {
@@ -233,4 +246,66 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("API server did not stop within 5s"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["wisp"];
+        argv.extend_from_slice(extra);
+        T::try_parse_from(argv).expect("flags parse").serve
+    }
+
+    #[test]
+    fn autoscaler_config_from_a_configmap_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config-autoscaler.yaml");
+        std::fs::write(
+            &file,
+            "kind: ConfigMap\napiVersion: v1\nmetadata: {name: config-autoscaler}\ndata:\n  stable-window: 20s\n  scale-to-zero-grace-period: 10s\n  _example: ignored\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let cfg = autoscaler_config(&args(&["--autoscaler-config", f])).unwrap();
+        assert_eq!(cfg.stable_window, Duration::from_secs(20));
+        assert_eq!(cfg.scale_to_zero_grace_period, Duration::from_secs(10));
+
+        let cfg = autoscaler_config(&args(&[
+            "--autoscaler-config",
+            f,
+            "--autoscaler",
+            "stable-window=30s",
+        ]))
+        .unwrap();
+        assert_eq!(cfg.stable_window, Duration::from_secs(30));
+
+        // A plain map works too.
+        std::fs::write(&file, "max-scale-up-rate: 10\n").unwrap();
+        let cfg = autoscaler_config(&args(&["--autoscaler-config", f])).unwrap();
+        assert_eq!(cfg.max_scale_up_rate, 10.0);
+    }
+
+    #[test]
+    fn bad_autoscaler_settings_name_the_key() {
+        let e = autoscaler_config(&args(&["--autoscaler", "stabel-window=20s"])).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("\"stabel-window\" is not a config-autoscaler key"),
+            "{e}"
+        );
+        let e = autoscaler_config(&args(&["--autoscaler", "stable-window=1s"])).unwrap_err();
+        assert!(e.to_string().contains("stable-window"), "{e}");
+        let e = autoscaler_config(&args(&["--autoscaler", "stable-window"])).unwrap_err();
+        assert!(e.to_string().contains("KEY=VALUE"), "{e}");
+        assert!(T::try_parse_from(["wisp", "--progress-deadline", "0s"]).is_err());
+    }
 }
