@@ -51,6 +51,9 @@ pub struct RevisionObservation {
     pub container_healthy: Observed,
     /// `Active`: serving, activating, or idle/at zero.
     pub active: Observed,
+    /// Images resolved to digests, by container name (`registry/repo@sha256:...`), for
+    /// `status.containerStatuses[].imageDigest`.
+    pub image_digests: Vec<(String, String)>,
 }
 
 /// Identifies a revision whose observation changed.

@@ -89,6 +89,11 @@ pub fn revision_status(
             }
             st.actual_replicas = Some(o.actual_replicas);
             st.desired_replicas = Some(o.desired_replicas);
+            for (name, digest) in &o.image_digests {
+                if let Some(cs) = st.container_statuses.iter_mut().find(|c| &c.name == name) {
+                    cs.image_digest = digest.clone();
+                }
+            }
         }
     }
     keep_transition_times(&rev.status.conditions, &mut st.conditions);
@@ -366,6 +371,7 @@ mod tests {
             resources_available: ra,
             container_healthy: ch,
             active: Observed::True,
+            image_digests: Vec::new(),
         }
     }
 

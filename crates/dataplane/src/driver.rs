@@ -26,6 +26,7 @@ use wisp_controller::dataplane::{RevisionName, RevisionObservation};
 use wisp_gateway::{Gateway, RevisionConfig, RevisionKey};
 use wisp_runtime::{Backend, ReplicaHandle, ReplicaSpec, RevisionRef, RuntimeError};
 
+use crate::images::ImageResolver;
 use crate::observe::{Facts, Failure, observe};
 use crate::plan::{Plan, PlanError};
 
@@ -45,6 +46,7 @@ pub(crate) enum Msg {
 pub(crate) struct Shared {
     pub gateway: Gateway,
     pub backend: Arc<dyn Backend>,
+    pub resolver: Option<Arc<ImageResolver>>,
     pub observations: Mutex<HashMap<RevisionKey, RevisionObservation>>,
     pub changes: UnboundedSender<RevisionName>,
     replica_seq: AtomicU64,
@@ -55,6 +57,7 @@ impl Shared {
     pub fn new(
         gateway: Gateway,
         backend: Arc<dyn Backend>,
+        resolver: Option<Arc<ImageResolver>>,
         changes: UnboundedSender<RevisionName>,
     ) -> Self {
         let secs = std::time::SystemTime::now()
@@ -64,6 +67,7 @@ impl Shared {
         Shared {
             gateway,
             backend,
+            resolver,
             observations: Mutex::default(),
             changes,
             replica_seq: AtomicU64::new(1),
@@ -110,7 +114,15 @@ pub(crate) struct Driver {
     next_sample: Instant,
     next_decide: Instant,
     published: Option<RevisionObservation>,
+    /// Images resolved to digests, by container name (for the Revision's status).
+    image_digests: Vec<(String, String)>,
+    /// A plan whose image could not be resolved, tried again at this time.
+    retry: Option<(Instant, Duration, Plan)>,
 }
+
+/// First wait before resolving an image again; doubled up to [`RESOLVE_RETRY_MAX`].
+const RESOLVE_RETRY: Duration = Duration::from_secs(1);
+const RESOLVE_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// Starts the driver of `key`. `resumed`: the revision reached its initial scale before (in
 /// an earlier daemon run), so it starts at zero rather than at its initial scale.
@@ -142,9 +154,14 @@ pub(crate) fn spawn(
         next_sample: now,
         next_decide: now,
         published: None,
+        image_digests: Vec::new(),
+        retry: None,
     };
     tokio::spawn(async move {
-        driver.update(plan, resumed).await;
+        match plan {
+            Ok(p) if p.resolve_image => driver.resolve_then_update(p, RESOLVE_RETRY).await,
+            plan => driver.update(plan, resumed).await,
+        }
         driver.run(rx).await;
     });
     tx
@@ -157,11 +174,23 @@ impl Driver {
             let ticking = !self.replicas.is_empty()
                 || self.scaler.as_ref().is_some_and(|(s, _)| s.desired() > 0);
             let wake = self.next_sample.min(self.next_decide);
+            let retry_at = self.retry.as_ref().map(|(at, _, _)| *at);
             tokio::select! {
+                _ = tokio::time::sleep_until(retry_at.unwrap_or(wake)), if retry_at.is_some() => {
+                    if let Some((_, wait, plan)) = self.retry.take() {
+                        self.resolve_then_update(plan, wait).await;
+                    }
+                }
                 msg = rx.recv() => match msg {
                     None | Some(Msg::Stop) => break,
                     Some(Msg::Poke) => self.poke().await,
-                    Some(Msg::Update(plan)) => self.update(*plan, false).await,
+                    Some(Msg::Update(plan)) => {
+                        self.retry = None;
+                        match *plan {
+                            Ok(p) => self.resolve_then_update(p, RESOLVE_RETRY).await,
+                            Err(e) => self.update(Err(e), false).await,
+                        }
+                    }
                     Some(Msg::ReplicaChanged) => {}
                 },
                 _ = tokio::time::sleep_until(wake), if ticking => self.tick().await,
@@ -212,6 +241,51 @@ impl Driver {
                 self.scale_to(0).await;
             }
         }
+    }
+
+    /// Pins the plan's image to a digest first when it names a tag; a failure fails the
+    /// revision (Knative's `ContainerMissing`) and is retried with back-off.
+    async fn resolve_then_update(&mut self, mut plan: Plan, wait: Duration) {
+        // Resolved already in this run (the status may not say so yet): keep those bytes.
+        if plan.resolve_image
+            && let Some((_, pinned)) = self
+                .image_digests
+                .iter()
+                .find(|(name, _)| *name == plan.container.name)
+        {
+            plan.container.image = pinned.clone();
+            plan.resolve_image = false;
+        }
+        if plan.resolve_image
+            && let Some(resolver) = self.shared.resolver.clone()
+        {
+            match resolver.resolve(&plan.container.image).await {
+                Ok(pinned) => {
+                    tracing::info!(revision = %self.key, image = %plan.container.image, %pinned, "image resolved");
+                    self.image_digests = vec![(plan.container.name.clone(), pinned.clone())];
+                    plan.container.image = pinned;
+                    plan.resolve_image = false;
+                }
+                Err(e) => {
+                    let message = format!("Unable to fetch image {:?}: {e}", plan.container.image);
+                    self.retry = Some((
+                        Instant::now() + wait,
+                        (wait * 2).min(RESOLVE_RETRY_MAX),
+                        plan,
+                    ));
+                    self.update(
+                        Err(PlanError {
+                            reason: "ContainerMissing",
+                            message,
+                        }),
+                        false,
+                    )
+                    .await;
+                    return;
+                }
+            }
+        }
+        self.update(Ok(plan), false).await;
     }
 
     async fn poke(&mut self) {
@@ -456,6 +530,7 @@ impl Driver {
             failure: self.failure.clone(),
             deadline_exceeded: self.deadline_exceeded,
             unrunnable,
+            image_digests: self.image_digests.clone(),
         });
         if self.published.as_ref() != Some(&obs) {
             self.shared

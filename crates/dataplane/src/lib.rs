@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod driver;
+pub mod images;
 pub mod ingress;
 pub mod observe;
 pub mod plan;
@@ -80,10 +81,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl DataPlane {
-    pub fn new(gateway: Gateway, backend: Arc<dyn Backend>, options: Options) -> Arc<Self> {
+    /// `resolver` pins images named by tag to digests; without one, an image container
+    /// reaches the backend as written (and the backend refuses what it cannot run).
+    pub fn new(
+        gateway: Gateway,
+        backend: Arc<dyn Backend>,
+        resolver: Option<Arc<images::ImageResolver>>,
+        options: Options,
+    ) -> Arc<Self> {
         let (tx, rx) = unbounded_channel();
         Arc::new(DataPlane {
-            shared: Arc::new(Shared::new(gateway, backend, tx)),
+            shared: Arc::new(Shared::new(gateway, backend, resolver, tx)),
             options,
             revisions: Mutex::default(),
             routes: Mutex::default(),

@@ -34,6 +34,8 @@ pub struct Facts {
     pub deadline_exceeded: bool,
     /// The revision cannot be run at all (reason, message).
     pub unrunnable: Option<(String, String)>,
+    /// Images resolved to digests, by container name.
+    pub image_digests: Vec<(String, String)>,
 }
 
 pub fn observe(f: &Facts) -> RevisionObservation {
@@ -68,6 +70,7 @@ pub fn observe(f: &Facts) -> RevisionObservation {
         resources_available,
         container_healthy,
         active,
+        image_digests: f.image_digests.clone(),
     }
 }
 
@@ -87,6 +90,7 @@ mod tests {
             failure: None,
             deadline_exceeded: false,
             unrunnable: None,
+            image_digests: Vec::new(),
         }
     }
 

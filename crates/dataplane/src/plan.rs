@@ -15,8 +15,11 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Everything the driver needs to run one revision.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// The serving container.
+    /// The serving container; its `image`, if any, pinned to a digest when the Revision's
+    /// status records one.
     pub container: Container,
+    /// The image still has to be resolved to a digest (first run of the revision).
+    pub resolve_image: bool,
     /// `K_SERVICE`, `K_CONFIGURATION`, `K_REVISION` (Knative's order).
     pub env: Vec<(String, String)>,
     /// SIGTERM-to-SIGKILL grace when a replica stops (Knative: the revision's timeout).
@@ -67,6 +70,17 @@ pub fn plan(
             });
         }
     };
+    let mut container = container.clone();
+    let pinned = rev
+        .status
+        .container_statuses
+        .iter()
+        .find(|s| s.name == container.name && !s.image_digest.is_empty())
+        .map(|s| s.image_digest.clone());
+    let resolve_image = !container.image.is_empty() && pinned.is_none();
+    if let Some(p) = pinned {
+        container.image = p;
+    }
     let cc = rev.spec.container_concurrency.unwrap_or(0);
     let mut spec =
         Spec::from_revision(&rev.metadata.annotations, cc, config).map_err(|e| PlanError {
@@ -97,7 +111,8 @@ pub fn plan(
         ("K_REVISION".to_string(), rev.metadata.name.clone()),
     ];
     Ok(Plan {
-        container: container.clone(),
+        resolve_image,
+        container,
         env,
         grace: timeout,
         gateway: RevisionConfig {
@@ -105,7 +120,10 @@ pub fn plan(
             timeout,
             response_start_timeout: secs(rev.spec.response_start_timeout_seconds),
             idle_timeout: secs(rev.spec.idle_timeout_seconds),
-            h2c: container.ports.first().is_some_and(|p| p.name == "h2c"),
+            h2c: rev.spec.containers[0]
+                .ports
+                .first()
+                .is_some_and(|p| p.name == "h2c"),
         },
         spec,
         progress_deadline,
@@ -192,6 +210,31 @@ mod tests {
         assert_eq!(
             p.spec.activation_timeout,
             Duration::from_secs(20) + ACTIVATION_TIMEOUT_BUFFER
+        );
+    }
+
+    #[test]
+    fn images_run_pinned_to_the_digest_in_the_status() {
+        let mut r = rev();
+        r.spec.containers[0].image = "127.0.0.1:5000/site:v1".into();
+        r.spec.containers[0].name = "user-container".into();
+        let p = plan(&r, &Config::default(), Duration::from_secs(1), true).unwrap();
+        assert!(p.resolve_image);
+        assert_eq!(p.container.image, "127.0.0.1:5000/site:v1");
+        r.status
+            .container_statuses
+            .push(wisp_api::serving::ContainerStatus {
+                name: "user-container".into(),
+                image_digest: "127.0.0.1:5000/site@sha256:abc".into(),
+            });
+        let p = plan(&r, &Config::default(), Duration::from_secs(1), true).unwrap();
+        assert!(!p.resolve_image);
+        assert_eq!(p.container.image, "127.0.0.1:5000/site@sha256:abc");
+        // A command-only container has nothing to resolve.
+        assert!(
+            !plan(&rev(), &Config::default(), Duration::from_secs(1), true)
+                .unwrap()
+                .resolve_image
         );
     }
 

@@ -175,13 +175,26 @@ impl Store {
     /// Opens (creating) the store under `{data_dir}/oci`, clears leftovers of interrupted work
     /// from `tmp/`, and decides the layer format this process can write.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_inner(data_dir, true)
+    }
+
+    /// Opens the store another process (the daemon) owns, to add to it (`wisp build`):
+    /// like [`Store::open`], but `tmp/` is left alone, since the owner may be writing there.
+    /// Every write is a unique temp file renamed into place, so both can write at once.
+    pub fn attach(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_inner(data_dir, false)
+    }
+
+    fn open_inner(data_dir: &Path, clear_tmp: bool) -> Result<Store, StoreError> {
         let root = data_dir.join("oci");
         for d in DIRS {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(io_err("cannot create", &p))?;
         }
         let tmp = root.join("tmp");
-        clear_dir(&tmp)?;
+        if clear_tmp {
+            clear_dir(&tmp)?;
+        }
         let as_root = rustix::process::geteuid().is_root();
         let format = if as_root && overlay_format_works(&tmp) {
             LayerFormat::Overlay

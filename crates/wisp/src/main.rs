@@ -19,6 +19,7 @@ mod age;
 mod apply_patch;
 mod client;
 mod cmd_apply;
+mod cmd_build;
 mod cmd_delete;
 mod cmd_get;
 mod cmd_logs;
@@ -71,6 +72,8 @@ enum Command {
     Route(cmd_route::RouteCommand),
     /// Print the stdout and stderr of a service's replicas.
     Logs(cmd_logs::LogsArgs),
+    /// Build an OCI image from files (no container engine needed), optionally push it.
+    Build(Box<cmd_build::BuildArgs>),
     /// Print the client and server versions.
     Version(VersionArgs),
 }
@@ -135,8 +138,10 @@ fn report(e: &anyhow::Error) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Serve(args) = cli.command {
-        return serve::run(args).await;
+    match cli.command {
+        Command::Serve(args) => return serve::run(args).await,
+        Command::Build(args) => return cmd_build::run(*args).await,
+        _ => {}
     }
     let ctx = Ctx {
         client: Client::new(&cli.server)?,
@@ -147,7 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         namespace_given: cli.namespace.is_some(),
     };
     match cli.command {
-        Command::Serve(_) => Ok(()),
+        Command::Serve(_) | Command::Build(_) => Ok(()),
         Command::Apply(args) => cmd_apply::run(&ctx, args).await,
         Command::Get(args) => cmd_get::run(&ctx, args).await,
         Command::Delete(args) => cmd_delete::run(&ctx, args).await,

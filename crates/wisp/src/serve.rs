@@ -15,6 +15,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use wisp_apiserver::ApiServer;
 use wisp_controller::{Config, Controller};
+use wisp_dataplane::images::ImageResolver;
 use wisp_dataplane::{DataPlane, Options};
 use wisp_gateway::Gateway;
 use wisp_runtime::ProcessBackend;
@@ -51,6 +52,10 @@ pub struct ServeArgs {
     /// annotation wins).
     #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = parse_duration)]
     pub progress_deadline: Duration,
+    /// A registry (host[:port]) reached over plain HTTP although it is not on loopback.
+    /// Repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -197,9 +202,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on --gateway-addr {}", args.gateway_addr))?;
 
+    let oci_store = wisp_oci::store::Store::open(&args.data_dir)
+        .with_context(|| format!("cannot open the image store in {}", args.data_dir.display()))?;
+    let registry = wisp_oci::registry::Client::new(wisp_oci::registry::ClientConfig {
+        insecure: args.insecure_registries.clone(),
+        ..Default::default()
+    });
+    let images = wisp_oci::pull::Images::new(Arc::new(registry), oci_store);
+    let keychain = wisp_oci::auth::Keychain::from_default_docker_config().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the docker config; pulling anonymously");
+        Default::default()
+    });
+    let resolver = Arc::new(ImageResolver::new(images, keychain));
+
     let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
     let gateway = Gateway::new(events_tx);
-    let data_plane = DataPlane::new(gateway.clone(), backend.clone(), options);
+    let data_plane = DataPlane::new(gateway.clone(), backend.clone(), Some(resolver), options);
     tokio::spawn(data_plane.clone().run_activator(events));
     let controller = Controller::new(
         store.clone(),
