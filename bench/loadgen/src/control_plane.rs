@@ -30,6 +30,19 @@ use crate::daemon::{Daemon, Mem, dir_bytes};
 use crate::http::Conn;
 use crate::stats::{Summary, ms, summarize};
 
+/// The control plane is measured alone: revisions become Ready at zero replicas, so no app
+/// process starts (the data plane has its own benchmark).
+fn zero_scale() -> Vec<String> {
+    [
+        "--autoscaler",
+        "allow-zero-initial-scale=true",
+        "--autoscaler",
+        "initial-scale=0",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 const SERVICES: &str = "/apis/serving.knative.dev/v1/namespaces/default/services";
 const CONFIGURATIONS: &str = "/apis/serving.knative.dev/v1/namespaces/default/configurations";
 const ROUTES: &str = "/apis/serving.knative.dev/v1/namespaces/default/routes";
@@ -271,7 +284,7 @@ pub async fn run_once(o: &Opts, index: usize) -> anyhow::Result<Run> {
 
     // 1. The limit: an empty daemon, and ConfigMaps (stored, never reconciled).
     let dir = o.workdir.join(format!("run{index}-limit"));
-    let mut d = Daemon::spawn(&o.bin, &dir, pidfile).await?;
+    let mut d = Daemon::spawn_with(&o.bin, &dir, pidfile, &zero_scale()).await?;
     run.empty_startup = startup(&mut d).await?;
     run.idle_mem = d.mem()?;
     let mut conn = Conn::connect(d.api).await?;
@@ -288,7 +301,7 @@ pub async fn run_once(o: &Opts, index: usize) -> anyhow::Result<Run> {
 
     // 2. N Services, one after another, until all are reconciled.
     let dir = o.workdir.join(format!("run{index}-services"));
-    let mut d = Daemon::spawn(&o.bin, &dir, pidfile).await?;
+    let mut d = Daemon::spawn_with(&o.bin, &dir, pidfile, &zero_scale()).await?;
     startup(&mut d).await?;
     let mut conn = Conn::connect(d.api).await?;
     let rv = conn.get_json(SERVICES).await?["metadata"]["resourceVersion"]
@@ -371,7 +384,7 @@ pub async fn run_once(o: &Opts, index: usize) -> anyhow::Result<Run> {
 
     // 4. Restarts on the same data dir.
     for _ in 0..o.restarts {
-        let mut d = Daemon::spawn(&o.bin, &dir, pidfile).await?;
+        let mut d = Daemon::spawn_with(&o.bin, &dir, pidfile, &zero_scale()).await?;
         let startup = startup(&mut d).await?;
         let quiet = settle(&d, Duration::from_millis(500)).await?;
         let mut r = Restart {

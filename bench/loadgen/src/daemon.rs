@@ -22,6 +22,7 @@ use crate::http::Conn;
 struct Serving {
     at: Instant,
     api: SocketAddr,
+    gateway: Option<SocketAddr>,
     startup_ms: Option<u64>,
 }
 
@@ -29,6 +30,8 @@ pub struct Daemon {
     child: Child,
     pub pid: u32,
     pub api: SocketAddr,
+    /// The gateway's address, from the same log line (`None` if it was not logged).
+    pub gateway: Option<SocketAddr>,
     /// Just before `spawn`: start-up times are measured from here.
     pub spawned: Instant,
     /// When the "wisp is serving" line was read.
@@ -64,17 +67,20 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 }
 
 impl Daemon {
-    /// Starts `bin serve` on `data_dir` and waits for its "wisp is serving" line.
-    pub async fn spawn(
+    /// Starts `bin serve` on `data_dir` with `extra_args` (e.g. `--autoscaler KEY=VALUE`) and
+    /// waits for its "wisp is serving" line.
+    pub async fn spawn_with(
         bin: &Path,
         data_dir: &Path,
         pidfile: Option<&Path>,
+        extra_args: &[String],
     ) -> anyhow::Result<Daemon> {
         let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--api-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"])
+            .args(extra_args)
             .env("NO_COLOR", "1")
             .env("WISP_LOG", "info")
             .stdin(Stdio::null())
@@ -110,9 +116,11 @@ impl Daemon {
                     && let Some(tx) = serving_tx.take()
                 {
                     let startup_ms = field(&line, "startup_ms").and_then(|v| v.parse().ok());
+                    let gateway = field(&line, "gateway").and_then(|a| a.parse().ok());
                     let _ = tx.send(Serving {
                         at: now,
                         api,
+                        gateway,
                         startup_ms,
                     });
                 }
@@ -142,6 +150,7 @@ impl Daemon {
             child,
             pid,
             api: serving.api,
+            gateway: serving.gateway,
             spawned,
             serving_at: serving.at,
             logged_startup_ms: serving.startup_ms,
@@ -190,6 +199,17 @@ impl Daemon {
         }
     }
 
+    /// The gateway's address; an error if the daemon did not log one.
+    pub fn gateway_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.gateway
+            .context("wisp serve did not log its gateway address on \"wisp is serving\"")
+    }
+
+    /// The daemon's direct child processes (its replicas), with what their environment says.
+    pub fn children(&self) -> Vec<ChildProc> {
+        children(self.pid)
+    }
+
     pub fn mem(&self) -> anyhow::Result<Mem> {
         Mem::read(self.pid)
     }
@@ -224,6 +244,54 @@ impl Daemon {
             }
         }
     }
+}
+
+/// A child process of the daemon: a replica, identified by the environment wisp gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildProc {
+    pub pid: u32,
+    /// `K_SERVICE`, empty if unset.
+    pub service: String,
+    /// `PORT`: where the replica listens.
+    pub port: Option<u16>,
+}
+
+/// Direct children of `pid` (from every thread's `/proc/PID/task/TID/children`).
+pub fn children(pid: u32) -> Vec<ChildProc> {
+    let mut pids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(Result::ok)
+                .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+                .flat_map(|s| {
+                    s.split_whitespace()
+                        .filter_map(|p| p.parse().ok())
+                        .collect::<Vec<u32>>()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    pids.sort_unstable();
+    pids.dedup();
+    pids.into_iter()
+        .map(|pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let mut child = ChildProc {
+                pid,
+                service: String::new(),
+                port: None,
+            };
+            for var in env.split(|&b| b == 0) {
+                let var = String::from_utf8_lossy(var);
+                if let Some(v) = var.strip_prefix("K_SERVICE=") {
+                    child.service = v.to_owned();
+                } else if let Some(v) = var.strip_prefix("PORT=") {
+                    child.port = v.parse().ok();
+                }
+            }
+            child
+        })
+        .collect()
 }
 
 /// Memory of a process, from /proc/PID/status, in KiB.

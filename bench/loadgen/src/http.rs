@@ -19,6 +19,11 @@ pub struct Conn {
 
 impl Conn {
     pub async fn connect(addr: SocketAddr) -> anyhow::Result<Conn> {
+        Conn::connect_host(addr, &addr.to_string()).await
+    }
+
+    /// A connection whose requests carry `Host: host` (how the gateway picks a Service).
+    pub async fn connect_host(addr: SocketAddr, host: &str) -> anyhow::Result<Conn> {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
@@ -29,7 +34,7 @@ impl Conn {
         });
         Ok(Conn {
             sender,
-            host: addr.to_string(),
+            host: host.to_owned(),
         })
     }
 

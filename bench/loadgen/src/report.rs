@@ -28,6 +28,9 @@ pub struct Meta {
     /// Load averages when the benchmark started (the machine is shared).
     #[arg(long, default_value = "")]
     pub load: String,
+    /// Versions of the outside tools used (wrk, nginx), when the benchmark uses any.
+    #[arg(long, default_value = "")]
+    pub tools: String,
 }
 
 /// The number of Services the targets are stated for.
@@ -369,10 +372,26 @@ judged, and no pass/fail test depends on timing.
 
 /// Replaces (or appends) this benchmark's section of `path`, keeping earlier history lines.
 pub fn splice(path: &Path, runs: &[Run], meta: &Meta) -> anyhow::Result<()> {
+    splice_section(path, BEGIN, END, HISTORY, |mut history| {
+        history.push(history_line(runs, meta));
+        section(runs, meta, &history)
+    })
+}
+
+/// Replaces the text between `begin` and `end` in `path` (or appends it, after the common
+/// introduction if the file is new) with what `make` returns; `make` gets the table lines
+/// found under `history` in the old section, so each benchmark keeps its history.
+pub fn splice_section(
+    path: &Path,
+    begin: &str,
+    end: &str,
+    history: &str,
+    make: impl FnOnce(Vec<String>) -> String,
+) -> anyhow::Result<()> {
     let old = std::fs::read_to_string(path).unwrap_or_default();
-    let (before, old_section, after) = match (old.find(BEGIN), old.find(END)) {
+    let (before, old_section, after) = match (old.find(begin), old.find(end)) {
         (Some(b), Some(e)) if e > b => {
-            let end = e + END.len();
+            let end = e + end.len();
             let end = if old[end..].starts_with('\n') {
                 end + 1
             } else {
@@ -382,8 +401,8 @@ pub fn splice(path: &Path, runs: &[Run], meta: &Meta) -> anyhow::Result<()> {
         }
         _ => (old.as_str(), "", ""),
     };
-    let mut history: Vec<String> = old_section
-        .split_once(HISTORY)
+    let lines: Vec<String> = old_section
+        .split_once(history)
         .map(|(_, h)| {
             h.lines()
                 .filter(|l| {
@@ -393,7 +412,6 @@ pub fn splice(path: &Path, runs: &[Run], meta: &Meta) -> anyhow::Result<()> {
                 .collect()
         })
         .unwrap_or_default();
-    history.push(history_line(runs, meta));
     let mut doc = String::new();
     if before.trim().is_empty() {
         doc.push_str(INTRO);
@@ -401,7 +419,10 @@ pub fn splice(path: &Path, runs: &[Run], meta: &Meta) -> anyhow::Result<()> {
         doc.push_str(before.trim_end());
         doc.push_str("\n\n");
     }
-    doc.push_str(&section(runs, meta, &history));
+    doc.push_str(&make(lines));
+    if !after.is_empty() && !after.starts_with('\n') {
+        doc.push('\n');
+    }
     doc.push_str(after);
     std::fs::write(path, doc)?;
     Ok(())

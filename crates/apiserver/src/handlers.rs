@@ -83,6 +83,7 @@ struct Req<'a> {
     path: ResourcePath,
     params: &'a Params,
     headers: &'a HeaderMap,
+    admission: &'a AdmissionContext,
 }
 
 impl Req<'_> {
@@ -165,6 +166,7 @@ async fn resource(
         path,
         params,
         headers,
+        admission: &api.admission,
     };
     let store = api.store.as_ref();
     match (method, req.path.name.clone()) {
@@ -272,10 +274,6 @@ fn name_of(obj: &Value) -> &str {
         .unwrap_or("")
 }
 
-fn ctx() -> AdmissionContext {
-    AdmissionContext::new("admin")
-}
-
 /// Makes the object's namespace agree with the URL's.
 fn set_namespace(req: &Req, obj: &mut Value) -> Result<(), ApiError> {
     if !req.info.namespaced {
@@ -326,7 +324,7 @@ async fn create(store: &dyn Store, req: &Req<'_>, mut obj: Value) -> Result<Resp
     }
     set_namespace(req, &mut obj)?;
     let name = name_of(&obj).to_string();
-    let obj = admission::admit(req.info, Operation::Create, None, obj, &ctx())
+    let obj = admission::admit(req.info, Operation::Create, None, obj, req.admission)
         .map_err(req.admission_err(&name))?;
     if req.dry_run() {
         return Ok(json_response(StatusCode::CREATED, &obj));
@@ -368,7 +366,7 @@ async fn write(
             .await
             .map_err(req.store_err(name));
     }
-    let obj = admission::admit(req.info, Operation::Update, Some(old), obj, &ctx())
+    let obj = admission::admit(req.info, Operation::Update, Some(old), obj, req.admission)
         .map_err(req.admission_err(name))?;
     if req.dry_run() {
         return Ok(obj);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use wisp_api::admission::AdmissionContext;
 use wisp_store::Store;
 
 mod discovery;
@@ -35,6 +36,8 @@ pub struct ApiServer {
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
     /// Replica logs, served at `revisions/{name}/log`.
     logs: Option<Arc<dyn LogSource>>,
+    /// The user stamped on objects and the Knative configuration admission checks against.
+    admission: Arc<AdmissionContext>,
 }
 
 impl ApiServer {
@@ -44,7 +47,18 @@ impl ApiServer {
             server_address: server_address.into(),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
             logs: None,
+            admission: Arc::new(AdmissionContext::new("admin")),
         }
+    }
+
+    /// Admits objects against this configuration (`config-autoscaler`'s
+    /// `allow-zero-initial-scale`, `max-scale-limit`, ...) instead of Knative's defaults.
+    pub fn with_admission_config(mut self, config: wisp_api::admission::Config) -> ApiServer {
+        self.admission = Arc::new(AdmissionContext {
+            config,
+            ..AdmissionContext::new("admin")
+        });
+        self
     }
 
     /// Serves replica logs from `source` at `.../revisions/{name}/log`.

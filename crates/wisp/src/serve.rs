@@ -190,8 +190,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the state in {}", args.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
 
+    let admission = wisp_api::admission::Config {
+        autoscaler: wisp_api::admission::config::Autoscaler {
+            pod_autoscaler_class: options.autoscaler.pod_autoscaler_class.clone(),
+            max_scale_limit: options.autoscaler.max_scale_limit,
+            allow_zero_initial_scale: options.autoscaler.allow_zero_initial_scale,
+        },
+        ..Default::default()
+    };
     let api = ApiServer::new(store.clone(), args.api_addr.to_string())
-        .with_logs(Arc::new(ReplicaLogs(backend.clone())));
+        .with_logs(Arc::new(ReplicaLogs(backend.clone())))
+        .with_admission_config(admission);
     api.bootstrap()
         .await
         .context("cannot create the default namespace")?;
