@@ -473,10 +473,19 @@ impl Controller {
             }
             return Ok(());
         };
-        let observed = self.data_plane.as_ref().and_then(|dp| {
-            dp.sync_revision(&rev, self.reachable(&rev));
-            dp.observe_revision(ns, name)
-        });
+        let observed = match &self.data_plane {
+            None => None,
+            Some(dp) => {
+                dp.sync_revision(&rev, self.reachable(&rev));
+                match dp.observe_revision(ns, name) {
+                    Some(o) => Some(o),
+                    // Not looked at yet (just created, or the daemon just started): its
+                    // first observation re-queues the Revision; writing a guess now would
+                    // only churn the status.
+                    None => return Ok(()),
+                }
+            }
+        };
         let st = status::revision_status(&rev, observed.as_ref(), &now());
         if st != rev.status {
             let mut next = (*rev).clone();

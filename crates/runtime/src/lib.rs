@@ -15,11 +15,14 @@
 //! happened.
 //!
 //! Backends: [`ProcessBackend`] runs a container with `command` and no `image` as a host
-//! process. (An OCI backend for images will implement the same trait and reuse the supervisor.)
+//! process; [`OciBackend`] runs a container with an `image` (pinned by digest) as a runc
+//! container, with the same supervisor; [`Backends`] is the one the daemon holds, dispatching
+//! by `image`.
 //!
 //! Pure parts, tested as such: `$(VAR)` expansion and the environment ([`expand`]), probe
-//! decisions ([`probe`]), restart back-off ([`backoff`]). Unsafe code is confined to `spawn.rs`
-//! (the child's pre-exec hook), audited there.
+//! decisions ([`probe`]), restart back-off ([`backoff`]), cgroup layout and OOM counters
+//! (`cgroups.rs`), runc exits. Unsafe code is confined to `spawn.rs` (the child's pre-exec
+//! hook), audited there.
 
 use std::fmt;
 use std::time::Duration;
@@ -27,19 +30,25 @@ use std::time::Duration;
 use async_trait::async_trait;
 use wisp_api::core::Container;
 
+mod backends;
 pub mod backoff;
+mod cgroups;
 pub mod expand;
 pub mod logs;
+pub mod oci;
 pub mod orphans;
 pub mod probe;
 pub mod prober;
 mod process;
 mod replica;
+mod runc;
 mod spawn;
 pub mod tuning;
 
+pub use backends::Backends;
 pub use backoff::RestartPolicy;
 pub use logs::{LogSink, read_tail};
+pub use oci::{OciBackend, OciOptions, OciUnavailable};
 pub use orphans::ReapReport;
 pub use process::{DEFAULT_INHERITED_ENV, ProcessBackend, ProcessOptions, free_port};
 pub use replica::{ExitInfo, NeverReady, Phase, ReplicaHandle, ReplicaStatus};
@@ -110,7 +119,8 @@ impl RuntimeError {
     }
 }
 
-/// Runs replicas. Implementations: [`ProcessBackend`] (host processes).
+/// Runs replicas. Implementations: [`ProcessBackend`] (host processes), [`OciBackend`] (runc
+/// containers), [`Backends`] (both, by `image`).
 #[async_trait]
 pub trait Backend: Send + Sync {
     /// Starts a replica and returns at once (before it is ready: see

@@ -18,6 +18,8 @@ use std::sync::Mutex;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::broadcast;
 
+use crate::RevisionRef;
+
 /// Default size cap of one log file.
 pub const DEFAULT_LOG_CAP: u64 = 10 * 1024 * 1024;
 /// Lines of the current run kept in memory.
@@ -159,6 +161,47 @@ pub fn read_tail(path: &Path, n: usize) -> io::Result<Vec<String>> {
     }
     let skip = lines.len().saturating_sub(n);
     Ok(lines.split_off(skip))
+}
+
+/// The log file of a replica under `data_dir` (the same path with `.1` appended is the
+/// previous one): `logs/{namespace}/{revision}/{replica}.log`, for every backend.
+pub fn log_path(data_dir: &Path, revision: &RevisionRef, replica: &str) -> PathBuf {
+    data_dir
+        .join("logs")
+        .join(&revision.namespace)
+        .join(&revision.name)
+        .join(format!("{replica}.log"))
+}
+
+/// The log files of every replica of `revision` under `data_dir` (current runs and earlier
+/// ones), oldest first, as (replica id, path). Rotated halves (`.log.1`) are not listed: they
+/// hold older lines of a listed file.
+pub fn revision_logs(data_dir: &Path, revision: &RevisionRef) -> Vec<(String, PathBuf)> {
+    let dir = data_dir
+        .join("logs")
+        .join(&revision.namespace)
+        .join(&revision.name);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(std::time::SystemTime, String, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let path = e.path();
+            let id = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".log")?
+                .to_string();
+            let created = e
+                .metadata()
+                .and_then(|m| m.created().or_else(|_| m.modified()))
+                .unwrap_or(std::time::UNIX_EPOCH);
+            Some((created, id, path))
+        })
+        .collect();
+    files.sort();
+    files.into_iter().map(|(_, id, path)| (id, path)).collect()
 }
 
 /// Copies a replica's output stream into its log, line by line, until end of stream.

@@ -69,6 +69,11 @@ impl PidRecord {
         })
     }
 
+    /// Reads a record; `None` when there is none or it is not valid.
+    pub fn read(path: &Path) -> Option<PidRecord> {
+        PidRecord::parse(&std::fs::read_to_string(path).ok()?)
+    }
+
     /// Writes the record (atomically: a crash mid-write leaves no half record).
     pub fn write(&self, path: &Path) -> io::Result<()> {
         if let Some(dir) = path.parent() {
@@ -84,6 +89,7 @@ impl PidRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
     pub state: char,
+    pub ppid: u32,
     pub pgrp: u32,
     pub start_time: u64,
 }
@@ -93,9 +99,11 @@ pub struct ProcStat {
 pub fn parse_stat(text: &str) -> Option<ProcStat> {
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state), fields[2] field 5 (pgrp), fields[19] field 22 (starttime).
+    // fields[0] is field 3 (state), fields[1] field 4 (ppid), fields[2] field 5 (pgrp),
+    // fields[19] field 22 (starttime).
     Some(ProcStat {
         state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
         pgrp: fields.get(2)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
     })
@@ -228,6 +236,7 @@ mod tests {
             parse_stat(text),
             Some(ProcStat {
                 state: 'S',
+                ppid: 1,
                 pgrp: 1234,
                 start_time: 987654
             })

@@ -138,21 +138,31 @@ impl NetProber {
         if let Some(dir) = &self.working_dir {
             cmd.current_dir(dir);
         }
-        let out = cmd
-            .output()
-            .await
-            .map_err(|e| format!("exec probe {program}: {e}"))?;
-        if out.status.success() {
-            return Ok(());
-        }
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        let text: String = text.trim().chars().take(200).collect();
-        Err(format!(
-            "exec probe {program} failed ({}): {text}",
-            out.status
-        ))
+        run_exec_probe(cmd, program).await
     }
+}
+
+/// Runs one attempt of an `exec` probe prepared in `cmd` (`program` names it in messages):
+/// success on exit 0, else the start of its output as the reason. The command must be
+/// `kill_on_drop`, as the attempt's timeout drops this future.
+pub(crate) async fn run_exec_probe(
+    mut cmd: tokio::process::Command,
+    program: &str,
+) -> Result<(), String> {
+    let out = cmd
+        .output()
+        .await
+        .map_err(|e| format!("exec probe {program}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    let text: String = text.trim().chars().take(200).collect();
+    Err(format!(
+        "exec probe {program} failed ({}): {text}",
+        out.status
+    ))
 }
 
 /// The shortest interval between two `exec` attempts (Knative's aggressive rate).

@@ -95,43 +95,14 @@ impl ProcessBackend {
 
     /// The log file of a replica (the same path with `.1` appended is the previous one).
     pub fn log_path(&self, revision: &RevisionRef, replica: &str) -> PathBuf {
-        self.data_dir
-            .join("logs")
-            .join(&revision.namespace)
-            .join(&revision.name)
-            .join(format!("{replica}.log"))
+        crate::logs::log_path(&self.data_dir, revision, replica)
     }
 
     /// The log files of every replica of `revision` this data dir has kept (current runs and
     /// earlier ones), oldest first, as (replica id, path). Rotated halves (`.log.1`) are not
     /// listed: they hold older lines of a listed file.
     pub fn revision_logs(&self, revision: &RevisionRef) -> Vec<(String, PathBuf)> {
-        let dir = self
-            .data_dir
-            .join("logs")
-            .join(&revision.namespace)
-            .join(&revision.name);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Vec::new();
-        };
-        let mut files: Vec<(std::time::SystemTime, String, PathBuf)> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let path = e.path();
-                let id = path
-                    .file_name()?
-                    .to_str()?
-                    .strip_suffix(".log")?
-                    .to_string();
-                let created = e
-                    .metadata()
-                    .and_then(|m| m.created().or_else(|_| m.modified()))
-                    .unwrap_or(std::time::UNIX_EPOCH);
-                Some((created, id, path))
-            })
-            .collect();
-        files.sort();
-        files.into_iter().map(|(_, id, path)| (id, path)).collect()
+        crate::logs::revision_logs(&self.data_dir, revision)
     }
 
     fn record_path(&self, revision: &RevisionRef, replica: &str) -> PathBuf {
@@ -174,7 +145,7 @@ pub fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-fn check_name(what: &str, v: &str) -> Result<(), RuntimeError> {
+pub(crate) fn check_name(what: &str, v: &str) -> Result<(), RuntimeError> {
     let ok = !v.is_empty()
         && v != "."
         && v != ".."

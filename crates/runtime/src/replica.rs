@@ -64,8 +64,9 @@ pub struct ExitInfo {
     pub code: Option<i32>,
     /// The signal that killed it, when it was killed.
     pub signal: Option<i32>,
-    /// Kubernetes' `terminated.reason`: `Completed` (exit 0), `Error` (any other end), or wisp's
-    /// `StartError` (could not be started), `LivenessProbeFailed`, `StartupProbeFailed`.
+    /// Kubernetes' `terminated.reason`: `Completed` (exit 0), `Error` (any other end),
+    /// `OOMKilled` (a container killed for exceeding its memory limit), or wisp's `StartError`
+    /// (could not be started), `LivenessProbeFailed`, `StartupProbeFailed`.
     pub reason: String,
     /// Details for users (the spawn error, the failing probe's message); may be empty.
     pub message: String,
@@ -289,6 +290,12 @@ enum Command {
 /// Starts runs of a workload (one process, one container...).
 #[async_trait]
 pub(crate) trait Launcher: Send + Sync + 'static {
+    /// Gets what a run needs and may take long (an image pull), before each launch. Must be
+    /// cancel-safe: a stop during it drops the future. `Err` is a start error shown to users.
+    async fn prepare(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Starts one run, sending its output to `logs`. `Err` is a start error shown to users.
     async fn launch(&self, logs: &Arc<LogSink>) -> Result<Box<dyn Workload>, String>;
 }
@@ -464,6 +471,19 @@ impl Supervisor {
         });
         self.config.logs.clear_recent();
         let started = Instant::now();
+        // Preparing (pulling an image) may take minutes: a stop must not wait for it.
+        tokio::select! {
+            prepared = self.launcher.prepare() => {
+                if let Err(message) = prepared {
+                    return State::Crashed {
+                        exit: ExitInfo::start_error(message),
+                        ran_for: Duration::ZERO,
+                    };
+                }
+            }
+            // Stop asked, or every handle dropped: nothing runs yet.
+            _ = self.commands.recv() => return State::Stopped,
+        }
         match self.launcher.launch(&self.config.logs).await {
             Ok(workload) => {
                 let pid = workload.pid();
@@ -883,6 +903,87 @@ mod tests {
         let mut rx = handle.subscribe();
         drop(handle);
         assert!(rx.wait_for(|s| s.phase == Phase::Stopped).await.is_ok());
+    }
+
+    /// Prepares forever (a pull that hangs), or fails to.
+    struct Preparing {
+        fails: bool,
+        launches: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Launcher for Preparing {
+        async fn prepare(&self) -> Result<(), String> {
+            if self.fails {
+                return Err("pulling image x: not found".into());
+            }
+            std::future::pending().await
+        }
+        async fn launch(&self, _: &Arc<LogSink>) -> Result<Box<dyn Workload>, String> {
+            self.launches.fetch_add(1, Ordering::SeqCst);
+            Err("never launched".into())
+        }
+    }
+
+    fn preparing(fails: bool) -> (ReplicaHandle, Arc<Preparing>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let logs = Arc::new(LogSink::open(dir.path().join("p.log"), 1 << 20).expect("log"));
+        let launcher = Arc::new(Preparing {
+            fails,
+            launches: AtomicUsize::new(0),
+        });
+        let config = SupervisorConfig {
+            id: "p".into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            grace: Duration::from_secs(30),
+            probes: ProbeSet {
+                startup: None,
+                readiness: ProbeSpec {
+                    kind: ProbeKind::Readiness,
+                    action: ProbeAction::Tcp {
+                        host: "127.0.0.1".into(),
+                        port: 1,
+                    },
+                    timing: ProbeTiming::aggressive(),
+                    termination_grace: None,
+                },
+                liveness: None,
+            },
+            restart: RestartPolicy::default(),
+            prober: Arc::new(FakeProber { live: true }),
+            logs,
+        };
+        (spawn_replica(config, launcher.clone()), launcher, dir)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_while_preparing_is_immediate() {
+        let (handle, launcher, _dir) = preparing(false);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(handle.status().phase, Phase::Starting);
+        let asked = Instant::now();
+        let end = handle.stop(Duration::from_secs(30)).await;
+        assert_eq!(asked.elapsed(), Duration::ZERO);
+        assert_eq!(end.phase, Phase::Stopped);
+        assert_eq!(end.final_exit, None);
+        assert_eq!(launcher.launches.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_preparation_is_a_start_error_with_back_off() {
+        let (handle, launcher, _dir) = preparing(true);
+        let mut rx = handle.subscribe();
+        let s = rx
+            .wait_for(|s| s.phase == Phase::BackingOff)
+            .await
+            .map(|s| s.clone())
+            .expect("status");
+        let exit = s.last_exit.expect("an exit");
+        assert_eq!(exit.reason, "StartError");
+        assert_eq!(exit.message, "pulling image x: not found");
+        assert_eq!(s.backoff, Some(Duration::from_millis(100)));
+        assert_eq!(launcher.launches.load(Ordering::SeqCst), 0);
+        handle.stop(Duration::from_secs(1)).await;
     }
 
     #[tokio::test(start_paused = true)]

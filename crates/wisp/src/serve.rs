@@ -18,7 +18,7 @@ use wisp_controller::{Config, Controller};
 use wisp_dataplane::images::ImageResolver;
 use wisp_dataplane::{DataPlane, Options};
 use wisp_gateway::Gateway;
-use wisp_runtime::ProcessBackend;
+use wisp_runtime::{Backends, OciBackend, OciOptions, ProcessBackend};
 use wisp_store::{SqliteStore, Store};
 
 /// Flags of `wisp serve` (fixed interface, see DESIGN.md).
@@ -160,7 +160,7 @@ async fn shutdown_signal() {
 }
 
 /// The API server's view of the runtime's log files.
-struct ReplicaLogs(Arc<ProcessBackend>);
+struct ReplicaLogs(Arc<Backends>);
 
 impl wisp_apiserver::LogSource for ReplicaLogs {
     fn revision_logs(&self, namespace: &str, revision: &str) -> Vec<(String, PathBuf)> {
@@ -180,7 +180,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         autoscaler: autoscaler_config(&args)?,
         progress_deadline: args.progress_deadline,
     };
-    let backend = Arc::new(ProcessBackend::new(&args.data_dir));
+    let oci_store = wisp_oci::store::Store::open(&args.data_dir)
+        .with_context(|| format!("cannot open the image store in {}", args.data_dir.display()))?;
+    let registry = wisp_oci::registry::Client::new(wisp_oci::registry::ClientConfig {
+        insecure: args.insecure_registries.clone(),
+        ..Default::default()
+    });
+    let images = wisp_oci::pull::Images::new(Arc::new(registry), oci_store);
+    let keychain = wisp_oci::auth::Keychain::from_default_docker_config().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the docker config; pulling anonymously");
+        Default::default()
+    });
+    let oci = OciBackend::new(
+        &args.data_dir,
+        images.clone(),
+        OciOptions {
+            keychain: keychain.clone(),
+            ..Default::default()
+        },
+    );
+    if let Err(e) = &oci {
+        tracing::warn!(reason = %e.reason, "images cannot run here; host processes can");
+    }
+    let backend = Arc::new(Backends::new(ProcessBackend::new(&args.data_dir), oci));
     // Replicas of a daemon that was killed are orphans: nothing routes to them any more.
     let reaped = backend.reap_orphans().await;
     if !reaped.killed.is_empty() {
@@ -211,18 +233,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on --gateway-addr {}", args.gateway_addr))?;
 
-    let oci_store = wisp_oci::store::Store::open(&args.data_dir)
-        .with_context(|| format!("cannot open the image store in {}", args.data_dir.display()))?;
-    let registry = wisp_oci::registry::Client::new(wisp_oci::registry::ClientConfig {
-        insecure: args.insecure_registries.clone(),
-        ..Default::default()
-    });
-    let images = wisp_oci::pull::Images::new(Arc::new(registry), oci_store);
-    let keychain = wisp_oci::auth::Keychain::from_default_docker_config().unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot read the docker config; pulling anonymously");
-        Default::default()
-    });
-    let resolver = Arc::new(ImageResolver::new(images, keychain));
+    let resolver = Arc::new(ImageResolver::new(images, keychain.clone()));
 
     let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
     let gateway = Gateway::new(events_tx);
