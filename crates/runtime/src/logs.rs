@@ -72,10 +72,19 @@ impl LogSink {
 
     /// Appends one line (without its newline).
     pub fn write_line(&self, line: &str) {
+        self.write_lines(&[line]);
+    }
+
+    /// Appends lines (without their newlines) with one write to the file: a busy replica's
+    /// output costs the daemon one system call per read of its pipe, not one per line.
+    pub fn write_lines(&self, lines: &[&str]) {
+        if lines.is_empty() {
+            return;
+        }
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        let len = line.len() as u64 + 1;
+        let len: u64 = lines.iter().map(|l| l.len() as u64 + 1).sum();
         if inner.size > 0 && inner.size + len > self.cap {
             inner.file = None;
             match rotate(&self.path) {
@@ -91,9 +100,11 @@ impl LogSink {
             }
         }
         if let Some(file) = inner.file.as_mut() {
-            let mut buf = Vec::with_capacity(line.len() + 1);
-            buf.extend_from_slice(line.as_bytes());
-            buf.push(b'\n');
+            let mut buf = Vec::with_capacity(len as usize);
+            for line in lines {
+                buf.extend_from_slice(line.as_bytes());
+                buf.push(b'\n');
+            }
             match file.write_all(&buf) {
                 Ok(()) => inner.size += len,
                 Err(e) => {
@@ -102,12 +113,19 @@ impl LogSink {
                 }
             }
         }
-        if inner.recent.len() == RECENT_LINES {
-            inner.recent.pop_front();
+        for line in &lines[lines.len().saturating_sub(RECENT_LINES)..] {
+            if inner.recent.len() == RECENT_LINES {
+                inner.recent.pop_front();
+            }
+            inner.recent.push_back((*line).to_string());
         }
-        inner.recent.push_back(line.to_string());
         drop(inner);
-        let _ = self.tx.send(line.to_string());
+        // Copies only for someone following (`wisp logs -f` reads the file instead).
+        if self.tx.receiver_count() > 0 {
+            for line in lines {
+                let _ = self.tx.send((*line).to_string());
+            }
+        }
     }
 
     /// The last lines of the current run, oldest first.
@@ -204,40 +222,46 @@ pub fn revision_logs(data_dir: &Path, revision: &RevisionRef) -> Vec<(String, Pa
     files.into_iter().map(|(_, id, path)| (id, path)).collect()
 }
 
-/// Copies a replica's output stream into its log, line by line, until end of stream.
+/// Copies a replica's output stream into its log, line by line, until end of stream. Every
+/// complete line of one read goes to the log in one write.
 pub(crate) async fn pump<R: AsyncRead + Unpin>(reader: R, sink: &LogSink) {
     let mut r = BufReader::new(reader);
-    let mut line: Vec<u8> = Vec::new();
-    let emit = |line: &mut Vec<u8>| {
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-        sink.write_line(&String::from_utf8_lossy(line));
-        line.clear();
-    };
+    // A line split across reads waits here for its end.
+    let mut partial: Vec<u8> = Vec::new();
+    fn trim_cr(line: &[u8]) -> &[u8] {
+        line.strip_suffix(b"\r").unwrap_or(line)
+    }
     // A read error ends the stream like its end does.
     while let Ok(buf) = r.fill_buf().await {
         if buf.is_empty() {
             break;
         }
-        match buf.iter().position(|b| *b == b'\n') {
-            Some(i) => {
-                line.extend_from_slice(&buf[..i]);
-                r.consume(i + 1);
-                emit(&mut line);
+        let n = buf.len();
+        let Some(last_nl) = buf.iter().rposition(|b| *b == b'\n') else {
+            partial.extend_from_slice(buf);
+            r.consume(n);
+            if partial.len() >= MAX_LINE {
+                sink.write_line(&String::from_utf8_lossy(trim_cr(&partial)));
+                partial.clear();
             }
-            None => {
-                let n = buf.len();
-                line.extend_from_slice(buf);
-                r.consume(n);
-                if line.len() >= MAX_LINE {
-                    emit(&mut line);
-                }
-            }
+            continue;
+        };
+        let complete = &buf[..last_nl];
+        let mut owned: Vec<String> = Vec::new();
+        let mut pieces = complete.split(|b| *b == b'\n');
+        if !partial.is_empty() {
+            partial.extend_from_slice(pieces.next().unwrap_or_default());
+            owned.push(String::from_utf8_lossy(trim_cr(&partial)).into_owned());
+            partial.clear();
         }
+        owned.extend(pieces.map(|l| String::from_utf8_lossy(trim_cr(l)).into_owned()));
+        let lines: Vec<&str> = owned.iter().map(String::as_str).collect();
+        sink.write_lines(&lines);
+        partial.extend_from_slice(&buf[last_nl + 1..]);
+        r.consume(n);
     }
-    if !line.is_empty() {
-        emit(&mut line);
+    if !partial.is_empty() {
+        sink.write_line(&String::from_utf8_lossy(trim_cr(&partial)));
     }
 }
 
@@ -264,6 +288,25 @@ mod tests {
         );
         sink.clear_recent();
         assert!(sink.recent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn lines_split_across_reads_are_joined() {
+        use tokio::io::AsyncReadExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.log");
+        let sink = LogSink::open(path.clone(), DEFAULT_LOG_CAP).expect("open");
+        // Three reads: a line cut in two, several lines at once, a CRLF cut before its LF.
+        let input = (&b"al"[..])
+            .chain(&b"pha\nbeta\ngam"[..])
+            .chain(&b"ma\r"[..])
+            .chain(&b"\nend\n"[..]);
+        pump(input, &sink).await;
+        assert_eq!(sink.recent(), vec!["alpha", "beta", "gamma", "end"]);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap_or_default(),
+            "alpha\nbeta\ngamma\nend\n"
+        );
     }
 
     #[tokio::test]
