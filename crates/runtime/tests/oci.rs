@@ -370,12 +370,21 @@ async fn httpd_as_pid_1_is_killed_after_the_grace_period_leaving_nothing() {
         asked.elapsed()
     );
     let runc_pid = ready.pid.expect("runc's pid");
-    let init: u32 =
-        std::fs::read_to_string(backend.replica_dir(&revision, "r1").join("run/init.pid"))
-            .expect("runc's pid file")
-            .trim()
-            .parse()
-            .expect("a pid");
+    // runc writes its pid file as the container starts; on a loaded machine the probe may
+    // see the port open a moment before the file is renamed into place.
+    let pid_file = backend.replica_dir(&revision, "r1").join("run/init.pid");
+    let mut init_pid = None;
+    for _ in 0..100 {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        {
+            init_pid = Some(pid);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let init = init_pid.expect("runc's pid file");
     assert!(proc_stat(init).is_some());
     let cgroups: Vec<PathBuf> = backend
         .cgroup_dirs(&revision, "r1")
