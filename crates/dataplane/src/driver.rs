@@ -60,10 +60,6 @@ impl Shared {
         resolver: Option<Arc<ImageResolver>>,
         changes: UnboundedSender<RevisionName>,
     ) -> Self {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         Shared {
             gateway,
             backend,
@@ -71,8 +67,9 @@ impl Shared {
             observations: Mutex::default(),
             changes,
             replica_seq: AtomicU64::new(1),
-            // Unique across daemon runs, so log files of earlier replicas are kept apart.
-            id_prefix: format!("{:06x}", secs & 0xff_ffff),
+            // Random per daemon run: log files of earlier runs stay apart, and two daemons on
+            // one host never name a container (or its cgroup) alike.
+            id_prefix: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
         }
     }
 

@@ -65,14 +65,14 @@ pub enum RegistryError {
     #[error("image {reference} not found: {detail}")]
     NotFound { reference: String, detail: String },
     #[error(
-        "registry {registry} requires credentials for {repository} and none were given: add an imagePullSecret or a docker config.json entry for {registry}"
+        "registry {registry} requires credentials for {repository} and none were given: add an entry for {registry} to the docker config.json the daemon reads ($DOCKER_CONFIG or ~/.docker)"
     )]
     AuthRequired {
         registry: String,
         repository: String,
     },
     #[error(
-        "registry {registry} refused the credentials of user {user:?}: check the username and password of the imagePullSecret or docker config.json entry for {registry}"
+        "registry {registry} refused the credentials of user {user:?}: check the username and password of the docker config.json entry for {registry}"
     )]
     BadCredentials { registry: String, user: String },
     #[error("access to {repository} on registry {registry} is denied: {detail}")]
@@ -89,7 +89,7 @@ pub enum RegistryError {
         detail: String,
     },
     #[error(
-        "{what} from registry {registry} does not match its digest (expected {expected}, got {actual}): the registry's copy is corrupt; push the image again"
+        "{what} from registry {registry} does not match its digest (expected {expected}, got {actual}): the registry's copy is corrupt; delete it from the registry (a push skips blobs the registry says it has) and push the image again"
     )]
     DigestMismatch {
         registry: String,

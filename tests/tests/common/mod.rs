@@ -266,6 +266,12 @@ impl Daemon {
 
     /// [`Daemon::start_in`] with more flags for `wisp serve`.
     pub fn start_in_with(root: &Path, flags: &[&str]) -> Daemon {
+        Daemon::start_in_with_env(root, flags, &[])
+    }
+
+    /// [`Daemon::start_in_with`] with more variables in the daemon's environment
+    /// (`&[("DOCKER_CONFIG", "/path")]`).
+    pub fn start_in_with_env(root: &Path, flags: &[&str], env: &[(&str, &str)]) -> Daemon {
         let data_dir = root.join("data");
         let scratch = root.join("scratch");
         std::fs::create_dir_all(&scratch).expect("scratch dir");
@@ -286,6 +292,7 @@ impl Daemon {
                 .args(flags)
                 .env("NO_COLOR", "1")
                 .env_remove("WISP_SERVER")
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(logfile.try_clone().expect("log file"))
                 .stderr(logfile)
