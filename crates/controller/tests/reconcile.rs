@@ -293,17 +293,24 @@ async fn route_notices_a_revision_that_appears_later() {
     })
     .await;
     assert_eq!(missing["status"], "False");
-    // A template change creates later-00002; the route must re-resolve on its own.
-    let cur = get(store, &kinds::SERVICES, "later").await.unwrap();
-    let mut next = cur.clone();
-    next["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = json!("v2");
-    store
-        .update(
-            "services.serving.knative.dev",
-            admitted(Operation::Update, Some(&cur), next),
-        )
-        .await
-        .unwrap();
+    // A template change creates later-00002; the route must re-resolve on its own. The
+    // controller writes the Service's status meanwhile: retry a stale read, as clients do.
+    for attempt in 0.. {
+        let cur = get(store, &kinds::SERVICES, "later").await.unwrap();
+        let mut next = cur.clone();
+        next["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = json!("v2");
+        match store
+            .update(
+                "services.serving.knative.dev",
+                admitted(Operation::Update, Some(&cur), next),
+            )
+            .await
+        {
+            Ok(_) => break,
+            Err(wisp_store::StoreError::Conflict { .. }) if attempt < 20 => continue,
+            Err(e) => panic!("update: {e}"),
+        }
+    }
     let c = eventually("route re-resolved", async || {
         let r = get(store, &kinds::ROUTES, "later").await?;
         let c = condition(&r, "AllTrafficAssigned")?;
