@@ -422,7 +422,7 @@ async fn basic_auth_with_htpasswd() {
         matches!(e, PullError::Registry(RegistryError::AuthRequired { .. })),
         "{e:?}"
     );
-    assert!(e.to_string().contains("imagePullSecret"), "{e}");
+    assert!(e.to_string().contains("docker config.json"), "{e}");
 
     let mut wrong = Keychain::new();
     wrong.insert(&registry.host(), wisp_oci::Credential::new(USER, "wrong"));
