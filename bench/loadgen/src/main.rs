@@ -16,6 +16,7 @@ mod daemon;
 mod data_plane;
 mod http;
 mod nginx;
+mod oci;
 mod openloop;
 mod report;
 mod stats;
@@ -36,6 +37,8 @@ enum Cmd {
     ControlPlane(ControlPlaneArgs),
     /// Gateway vs direct vs nginx, cold start, burst autoscaling, idle cost.
     DataPlane(DataPlaneArgs),
+    /// Images: cold start of a cached image vs `runc run` alone, first pull, shared layers.
+    Oci(oci::Args),
 }
 
 fn list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, String> {
@@ -180,6 +183,7 @@ fn main() -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::ControlPlane(a) => rt.block_on(control_plane(a)),
         Cmd::DataPlane(a) => rt.block_on(data_plane(a)),
+        Cmd::Oci(a) => rt.block_on(oci::main(a)),
     }
 }
 

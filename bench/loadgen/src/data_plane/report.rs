@@ -750,7 +750,7 @@ pub fn section(r: &Results, meta: &Meta, history: &[String]) -> String {
     }
     if r.cold.is_some() || r.idle.is_some() {
         s.push_str(
-            "Idle and cold start: a daemon run with `--autoscaler allow-zero-initial-scale=true --autoscaler initial-scale=0` (the per-revision annotation `initial-scale: \"0\"` is refused by wisp's admission even with that flag, see below), so each new revision becomes Ready without starting a replica; memory and CPU from /proc once every revision is Ready at zero and the daemon is quiet. Then one request per Service at zero (a different Service each trial), alternated with starting the app alone.\n\n",
+            "Idle and cold start: a daemon run with `--autoscaler allow-zero-initial-scale=true --autoscaler initial-scale=0`, so each new revision becomes Ready without starting a replica; memory and CPU from /proc once every revision is Ready at zero and the daemon is quiet. Then one request per Service at zero (a different Service each trial), alternated with starting the app alone.\n\n",
         );
     }
     if !r.bursts.is_empty() {
