@@ -19,6 +19,7 @@ mod nginx;
 mod oci;
 mod openloop;
 mod report;
+mod rows;
 mod stats;
 mod wrk;
 

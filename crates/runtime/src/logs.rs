@@ -222,6 +222,24 @@ pub fn revision_logs(data_dir: &Path, revision: &RevisionRef) -> Vec<(String, Pa
     files.into_iter().map(|(_, id, path)| (id, path)).collect()
 }
 
+/// Starts copying a child's piped stdout and stderr into `logs`; the tasks end with the
+/// streams.
+pub(crate) fn pump_child(
+    child: &mut tokio::process::Child,
+    logs: &std::sync::Arc<LogSink>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut pumps = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        let logs = logs.clone();
+        pumps.push(tokio::spawn(async move { pump(out, &logs).await }));
+    }
+    if let Some(err) = child.stderr.take() {
+        let logs = logs.clone();
+        pumps.push(tokio::spawn(async move { pump(err, &logs).await }));
+    }
+    pumps
+}
+
 /// Copies a replica's output stream into its log, line by line, until end of stream. Every
 /// complete line of one read goes to the log in one write.
 pub(crate) async fn pump<R: AsyncRead + Unpin>(reader: R, sink: &LogSink) {

@@ -724,19 +724,7 @@ impl Launcher for OciLauncher {
                 tracing::warn!(replica = %self.name, error = %e, "cannot write the replica's runc record");
             }
         }
-        let mut pumps = Vec::new();
-        if let Some(out) = child.stdout.take() {
-            let logs = logs.clone();
-            pumps.push(tokio::spawn(
-                async move { crate::logs::pump(out, &logs).await },
-            ));
-        }
-        if let Some(err) = child.stderr.take() {
-            let logs = logs.clone();
-            pumps.push(tokio::spawn(
-                async move { crate::logs::pump(err, &logs).await },
-            ));
-        }
+        let pumps = crate::logs::pump_child(&mut child, logs);
         Ok(Box::new(OciRun {
             shared: shared.clone(),
             child,

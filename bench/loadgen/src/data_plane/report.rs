@@ -7,6 +7,7 @@ use super::Results;
 use super::burst::Burst;
 use super::throughput::{SYSTEMS, Throughput};
 use crate::report::{Meta, splice_section};
+use crate::rows::{Row, Tally, verdict};
 use crate::stats::{median, min_max};
 
 pub const BEGIN: &str = "<!-- bench:data-plane:begin -->";
@@ -82,71 +83,6 @@ fn pct(values: &[f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     let idx = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
     v[idx]
-}
-
-fn verdict(ok: bool, quick: bool, detail: &str) -> String {
-    if quick {
-        return "n/a (quick run)".into();
-    }
-    let head = if ok { "**met**" } else { "**NOT met**" };
-    if detail.is_empty() {
-        head.into()
-    } else {
-        format!("{head} ({detail})")
-    }
-}
-
-struct Row {
-    what: String,
-    value: String,
-    spread: String,
-    reference: String,
-    target: String,
-    verdict: String,
-}
-
-impl Row {
-    fn new(what: impl Into<String>, value: impl Into<String>) -> Row {
-        Row {
-            what: what.into(),
-            value: value.into(),
-            spread: "—".into(),
-            reference: String::new(),
-            target: String::new(),
-            verdict: String::new(),
-        }
-    }
-    fn spread(mut self, s: impl Into<String>) -> Row {
-        self.spread = s.into();
-        self
-    }
-    fn reference(mut self, s: impl Into<String>) -> Row {
-        self.reference = s.into();
-        self
-    }
-    fn target(mut self, t: impl Into<String>, v: String) -> Row {
-        self.target = t.into();
-        self.verdict = v;
-        self
-    }
-}
-
-/// Tallies of judged rows.
-#[derive(Default)]
-struct Tally {
-    met: Vec<String>,
-    missed: Vec<String>,
-}
-
-impl Tally {
-    fn judge(&mut self, what: &str, ok: bool) -> bool {
-        if ok {
-            self.met.push(what.to_owned());
-        } else {
-            self.missed.push(what.to_owned());
-        }
-        ok
-    }
 }
 
 fn wrk_col(

@@ -8,6 +8,7 @@ use super::cold::Cold;
 use super::pull::Pull;
 use super::share::Share;
 use crate::report::{Meta, splice_section};
+use crate::rows::{Row, Tally, verdict};
 use crate::stats::{median, min_max};
 
 pub const BEGIN: &str = "<!-- bench:oci:begin -->";
@@ -55,69 +56,6 @@ fn spread(values: &[f64], digits: usize) -> String {
     }
     let (lo, hi) = min_max(values);
     format!("{}–{}", fmt(lo, digits), fmt(hi, digits))
-}
-
-fn verdict(ok: bool, quick: bool, detail: &str) -> String {
-    if quick {
-        return "n/a (quick run)".into();
-    }
-    let head = if ok { "**met**" } else { "**NOT met**" };
-    if detail.is_empty() {
-        head.into()
-    } else {
-        format!("{head} ({detail})")
-    }
-}
-
-struct Row {
-    what: String,
-    value: String,
-    spread: String,
-    reference: String,
-    target: String,
-    verdict: String,
-}
-
-impl Row {
-    fn new(what: impl Into<String>, value: impl Into<String>) -> Row {
-        Row {
-            what: what.into(),
-            value: value.into(),
-            spread: "—".into(),
-            reference: String::new(),
-            target: String::new(),
-            verdict: String::new(),
-        }
-    }
-    fn spread(mut self, s: impl Into<String>) -> Row {
-        self.spread = s.into();
-        self
-    }
-    fn reference(mut self, s: impl Into<String>) -> Row {
-        self.reference = s.into();
-        self
-    }
-    fn target(mut self, t: impl Into<String>, v: String) -> Row {
-        self.target = t.into();
-        self.verdict = v;
-        self
-    }
-}
-
-#[derive(Default)]
-struct Tally {
-    met: Vec<String>,
-    missed: Vec<String>,
-}
-
-impl Tally {
-    fn judge(&mut self, what: &str, ok: bool) {
-        if ok {
-            self.met.push(what.into());
-        } else {
-            self.missed.push(what.into());
-        }
-    }
 }
 
 /// Cold-start overhead of every trial: raw − the median of `runc run` alone.
