@@ -114,7 +114,7 @@ pub(crate) struct Driver {
     /// Images resolved to digests, by container name (for the Revision's status).
     image_digests: Vec<(String, String)>,
     /// A plan whose image could not be resolved, tried again at this time.
-    retry: Option<(Instant, Duration, Plan)>,
+    retry: Option<(Instant, Duration, Box<Plan>)>,
 }
 
 /// First wait before resolving an image again; doubled up to [`RESOLVE_RETRY_MAX`].
@@ -131,7 +131,7 @@ pub(crate) fn spawn(
 ) -> UnboundedSender<Msg> {
     let (tx, rx) = unbounded_channel();
     let now = Instant::now();
-    let mut driver = Driver {
+    let driver = Driver {
         key,
         shared,
         plan: Err(PlanError {
@@ -154,18 +154,23 @@ pub(crate) fn spawn(
         image_digests: Vec::new(),
         retry: None,
     };
-    tokio::spawn(async move {
-        match plan {
-            Ok(p) if p.resolve_image => driver.resolve_then_update(p, RESOLVE_RETRY).await,
-            plan => driver.update(plan, resumed).await,
-        }
-        driver.run(rx).await;
-    });
+    // One heap allocation of the driver's state for the revision's life; the loop's
+    // rarely taken branches are boxed, so an idle revision's task stays small.
+    tokio::spawn(Box::pin(driver.run(plan, resumed, rx)));
     tx
 }
 
 impl Driver {
-    async fn run(mut self, mut rx: UnboundedReceiver<Msg>) {
+    async fn run(
+        mut self,
+        plan: Result<Plan, PlanError>,
+        resumed: bool,
+        mut rx: UnboundedReceiver<Msg>,
+    ) {
+        match plan {
+            Ok(p) if p.resolve_image => Box::pin(self.resolve_then_update(p, RESOLVE_RETRY)).await,
+            plan => Box::pin(self.update(plan, resumed)).await,
+        }
         loop {
             self.refresh();
             let ticking = !self.replicas.is_empty()
@@ -175,25 +180,25 @@ impl Driver {
             tokio::select! {
                 _ = tokio::time::sleep_until(retry_at.unwrap_or(wake)), if retry_at.is_some() => {
                     if let Some((_, wait, plan)) = self.retry.take() {
-                        self.resolve_then_update(plan, wait).await;
+                        Box::pin(self.resolve_then_update(*plan, wait)).await;
                     }
                 }
                 msg = rx.recv() => match msg {
                     None | Some(Msg::Stop) => break,
-                    Some(Msg::Poke) => self.poke().await,
+                    Some(Msg::Poke) => Box::pin(self.poke()).await,
                     Some(Msg::Update(plan)) => {
                         self.retry = None;
                         match *plan {
-                            Ok(p) => self.resolve_then_update(p, RESOLVE_RETRY).await,
-                            Err(e) => self.update(Err(e), false).await,
+                            Ok(p) => Box::pin(self.resolve_then_update(p, RESOLVE_RETRY)).await,
+                            Err(e) => Box::pin(self.update(Err(e), false)).await,
                         }
                     }
                     Some(Msg::ReplicaChanged) => {}
                 },
-                _ = tokio::time::sleep_until(wake), if ticking => self.tick().await,
+                _ = tokio::time::sleep_until(wake), if ticking => Box::pin(self.tick()).await,
             }
         }
-        self.shutdown().await;
+        Box::pin(self.shutdown()).await;
     }
 
     fn revision_ref(&self) -> RevisionRef {
@@ -256,7 +261,9 @@ impl Driver {
         if plan.resolve_image
             && let Some(resolver) = self.shared.resolver.clone()
         {
-            match resolver.resolve(&plan.container.image).await {
+            // Boxed: a registry round trip is a large future, and every idle revision's task
+            // would otherwise carry its size.
+            match Box::pin(resolver.resolve(&plan.container.image)).await {
                 Ok(pinned) => {
                     tracing::info!(revision = %self.key, image = %plan.container.image, %pinned, "image resolved");
                     self.image_digests = vec![(plan.container.name.clone(), pinned.clone())];
@@ -268,7 +275,7 @@ impl Driver {
                     self.retry = Some((
                         Instant::now() + wait,
                         (wait * 2).min(RESOLVE_RETRY_MAX),
-                        plan,
+                        Box::new(plan),
                     ));
                     self.update(
                         Err(PlanError {
