@@ -23,7 +23,7 @@ pub mod plan;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use wisp_api::meta::get_condition;
@@ -71,8 +71,8 @@ pub struct DataPlane {
     shared: Arc<Shared>,
     options: Options,
     revisions: Mutex<HashMap<RevisionKey, Entry>>,
-    /// (namespace, route) -> the hosts it serves.
-    routes: Mutex<BTreeMap<(String, String), HostRoutes>>,
+    /// The hosts every route serves, and when the gateway last got them.
+    routes: Arc<Mutex<Routes>>,
     changes: Mutex<Option<UnboundedReceiver<RevisionName>>>,
 }
 
@@ -94,7 +94,7 @@ impl DataPlane {
             shared: Arc::new(Shared::new(gateway, backend, resolver, tx)),
             options,
             revisions: Mutex::default(),
-            routes: Mutex::default(),
+            routes: Arc::default(),
             changes: Mutex::new(Some(rx)),
         })
     }
@@ -122,10 +122,50 @@ impl DataPlane {
         }
     }
 
+    /// Hands the routes to the gateway: at once when it has not been updated for
+    /// [`ROUTE_COALESCE`], else once at the end of that window, so a daemon programming a
+    /// thousand routes at start-up compiles the gateway's table a few dozen times, not a
+    /// thousand. A lone change is served before its route is marked IngressReady.
     fn publish_routes(&self) {
-        let routes = lock(&self.routes);
+        let mut routes = lock(&self.routes);
+        let now = Instant::now();
+        if routes
+            .last_publish
+            .is_none_or(|t| now.duration_since(t) >= ROUTE_COALESCE)
+        {
+            routes.publish(&self.shared.gateway, now);
+            return;
+        }
+        if routes.pending {
+            return;
+        }
+        routes.pending = true;
+        let (state, gateway) = (self.routes.clone(), self.shared.gateway.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(ROUTE_COALESCE).await;
+            lock(&state).publish(&gateway, Instant::now());
+        });
+    }
+}
+
+/// How long route changes are gathered before the gateway's table is rebuilt, once one was
+/// just rebuilt.
+const ROUTE_COALESCE: Duration = Duration::from_millis(5);
+
+/// The hosts every route serves.
+#[derive(Default)]
+struct Routes {
+    /// (namespace, route) -> the hosts it serves.
+    by_route: BTreeMap<(String, String), HostRoutes>,
+    last_publish: Option<Instant>,
+    /// A publish is scheduled.
+    pending: bool,
+}
+
+impl Routes {
+    fn publish(&mut self, gateway: &Gateway, now: Instant) {
         let mut table = RoutingTable::new();
-        for ((ns, name), hosts) in routes.iter() {
+        for ((ns, name), hosts) in &self.by_route {
             for (host, route) in hosts {
                 if table.get(host).is_some() {
                     tracing::warn!(host, route = %format!("{ns}/{name}"), "host already served by another route; ignored");
@@ -134,7 +174,9 @@ impl DataPlane {
                 table.insert(host, route.clone());
             }
         }
-        self.shared.gateway.set_routes(table);
+        gateway.set_routes(table);
+        self.last_publish = Some(now);
+        self.pending = false;
     }
 }
 
@@ -189,7 +231,7 @@ impl DataPlaneApi for DataPlane {
             route.metadata.namespace.clone(),
             route.metadata.name.clone(),
         );
-        let changed = lock(&self.routes).insert(key, hosts.clone()) != Some(hosts);
+        let changed = lock(&self.routes).by_route.insert(key, hosts.clone()) != Some(hosts);
         if changed {
             self.publish_routes();
         }
@@ -198,6 +240,7 @@ impl DataPlaneApi for DataPlane {
 
     fn remove_route(&self, namespace: &str, name: &str) {
         let removed = lock(&self.routes)
+            .by_route
             .remove(&(namespace.to_string(), name.to_string()))
             .is_some();
         if removed {

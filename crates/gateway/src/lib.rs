@@ -271,8 +271,17 @@ impl Gateway {
             self.inner.events.clone(),
             self.inner.options.max_idle_per_replica,
         ));
+        // Routes naming the revision were compiled with an unknown target: recompile them.
+        // Only then: a thousand revisions added at start-up must not compile the table a
+        // thousand times.
+        let routed = control
+            .table
+            .iter()
+            .any(|(_, r)| r.targets.iter().any(|(k, _)| *k == key));
         control.revisions.insert(key, state);
-        self.inner.routes.store(Arc::new(control.compile()));
+        if routed {
+            self.inner.routes.store(Arc::new(control.compile()));
+        }
     }
 
     /// Sets the revision's ready replicas (their `host:port`). Requests held for the revision

@@ -43,10 +43,15 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
 
 /// The `Ready` condition of an object: (status, reason, message).
 pub fn ready_condition(obj: &Value) -> Option<(&str, &str, &str)> {
+    condition(obj, "Ready")
+}
+
+/// A condition of an object: (status, reason, message).
+fn condition<'a>(obj: &'a Value, type_: &str) -> Option<(&'a str, &'a str, &'a str)> {
     obj.pointer("/status/conditions")?
         .as_array()?
         .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
         .map(|c| {
             (
                 str_at(c, "/status"),
@@ -81,6 +86,12 @@ pub fn wait_state(service: &Value, expected: &Expected) -> WaitState {
         };
     }
     if let Some(("False", reason, message)) = ready {
+        // The Route fails as a consequence of its Configuration, and whichever is marked last
+        // names the Service's failure: the Configuration's is the cause a user can act on.
+        let (reason, message) = match condition(service, "ConfigurationsReady") {
+            Some(("False", r, m)) => (r, m),
+            _ => (reason, message),
+        };
         return WaitState::Failed(format!("{reason}: {message}"));
     }
     let latest = str_at(service, "/status/latestCreatedRevisionName");
@@ -368,6 +379,17 @@ mod tests {
                 "RevisionFailed: Revision \"hello-00001\" failed with message: exec: not found."
                     .into()
             )
+        );
+        // The Configuration's failure is the cause, whatever the Route says.
+        let mut both = svc(1, Some(1), "hello-00001", failed);
+        both["status"]["conditions"] = json!([
+            {"type": "ConfigurationsReady", "status": "False", "reason": "RevisionFailed", "message": "image missing"},
+            {"type": "RoutesReady", "status": "False", "reason": "RevisionMissing", "message": "no ready revision"},
+            {"type": "Ready", "status": "False", "reason": "RevisionMissing", "message": "no ready revision"}
+        ]);
+        assert_eq!(
+            wait_state(&both, &create()),
+            WaitState::Failed("RevisionFailed: image missing".into())
         );
         // A False condition of an older generation is not this change's failure.
         assert!(matches!(
