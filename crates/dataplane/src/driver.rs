@@ -30,13 +30,17 @@ use crate::images::ImageResolver;
 use crate::observe::{Facts, Failure, observe};
 use crate::plan::{Plan, PlanError};
 
+/// A revision's plan, boxed: a driver's task keeps one (and its future one more), and a
+/// Kubernetes container inline is ~1.5 KB.
+pub(crate) type Planned = Result<Box<Plan>, PlanError>;
+
 /// A replica that keeps failing this many times makes waiting requests fail fast.
 const FAIL_FAST_RESTARTS: u32 = 3;
 /// Log lines quoted in a failure message.
 const FAILURE_LOG_LINES: usize = 5;
 
 pub(crate) enum Msg {
-    Update(Box<Result<Plan, PlanError>>),
+    Update(Planned),
     Poke,
     ReplicaChanged,
     Stop,
@@ -96,7 +100,7 @@ impl Replica {
 pub(crate) struct Driver {
     key: RevisionKey,
     shared: Arc<Shared>,
-    plan: Result<Plan, PlanError>,
+    plan: Planned,
     /// `None` while the plan is an error.
     scaler: Option<(Autoscaler, Collector)>,
     replicas: Vec<Replica>,
@@ -126,7 +130,7 @@ const RESOLVE_RETRY_MAX: Duration = Duration::from_secs(60);
 pub(crate) fn spawn(
     key: RevisionKey,
     shared: Arc<Shared>,
-    plan: Result<Plan, PlanError>,
+    plan: Planned,
     resumed: bool,
 ) -> UnboundedSender<Msg> {
     let (tx, rx) = unbounded_channel();
@@ -161,12 +165,7 @@ pub(crate) fn spawn(
 }
 
 impl Driver {
-    async fn run(
-        mut self,
-        plan: Result<Plan, PlanError>,
-        resumed: bool,
-        mut rx: UnboundedReceiver<Msg>,
-    ) {
+    async fn run(mut self, plan: Planned, resumed: bool, mut rx: UnboundedReceiver<Msg>) {
         match plan {
             Ok(p) if p.resolve_image => Box::pin(self.resolve_then_update(p, RESOLVE_RETRY)).await,
             plan => Box::pin(self.update(plan, resumed)).await,
@@ -180,7 +179,7 @@ impl Driver {
             tokio::select! {
                 _ = tokio::time::sleep_until(retry_at.unwrap_or(wake)), if retry_at.is_some() => {
                     if let Some((_, wait, plan)) = self.retry.take() {
-                        Box::pin(self.resolve_then_update(*plan, wait)).await;
+                        Box::pin(self.resolve_then_update(plan, wait)).await;
                     }
                 }
                 msg = rx.recv() => match msg {
@@ -188,7 +187,7 @@ impl Driver {
                     Some(Msg::Poke) => Box::pin(self.poke()).await,
                     Some(Msg::Update(plan)) => {
                         self.retry = None;
-                        match *plan {
+                        match plan {
                             Ok(p) => Box::pin(self.resolve_then_update(p, RESOLVE_RETRY)).await,
                             Err(e) => Box::pin(self.update(Err(e), false)).await,
                         }
@@ -205,7 +204,7 @@ impl Driver {
         RevisionRef::new(&self.key.namespace, &self.key.name)
     }
 
-    async fn update(&mut self, plan: Result<Plan, PlanError>, resumed: bool) {
+    async fn update(&mut self, plan: Planned, resumed: bool) {
         let now = Instant::now();
         match &plan {
             Ok(p) => {
@@ -247,7 +246,7 @@ impl Driver {
 
     /// Pins the plan's image to a digest first when it names a tag; a failure fails the
     /// revision (Knative's `ContainerMissing`) and is retried with back-off.
-    async fn resolve_then_update(&mut self, mut plan: Plan, wait: Duration) {
+    async fn resolve_then_update(&mut self, mut plan: Box<Plan>, wait: Duration) {
         // Resolved already in this run (the status may not say so yet): keep those bytes.
         if plan.resolve_image
             && let Some((_, pinned)) = self
@@ -275,7 +274,7 @@ impl Driver {
                     self.retry = Some((
                         Instant::now() + wait,
                         (wait * 2).min(RESOLVE_RETRY_MAX),
-                        Box::new(plan),
+                        plan,
                     ));
                     self.update(
                         Err(PlanError {

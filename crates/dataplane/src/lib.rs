@@ -36,7 +36,6 @@ use wisp_gateway::{Gateway, GatewayEvent, HostRoute, RevisionKey, RoutingTable};
 use wisp_runtime::Backend;
 
 use driver::{Msg, Shared};
-use plan::{Plan, PlanError};
 
 /// Settings of the data plane.
 #[derive(Debug, Clone)]
@@ -62,7 +61,7 @@ type HostRoutes = Vec<(String, HostRoute)>;
 
 struct Entry {
     tx: UnboundedSender<Msg>,
-    plan: Result<Plan, PlanError>,
+    plan: driver::Planned,
 }
 
 /// The data plane. Create it with [`DataPlane::new`], give it to the controller, and feed it
@@ -183,18 +182,19 @@ impl Routes {
 impl DataPlaneApi for DataPlane {
     fn sync_revision(&self, rev: &Revision, reachable: bool) {
         let key = RevisionKey::new(&rev.metadata.namespace, &rev.metadata.name);
-        let plan = plan::plan(
+        let plan: driver::Planned = plan::plan(
             rev,
             &self.options.autoscaler,
             self.options.progress_deadline,
             reachable,
-        );
+        )
+        .map(Box::new);
         let mut revisions = lock(&self.revisions);
         match revisions.get_mut(&key) {
             Some(e) if e.plan == plan => {}
             Some(e) => {
                 e.plan = plan.clone();
-                let _ = e.tx.send(Msg::Update(Box::new(plan)));
+                let _ = e.tx.send(Msg::Update(plan));
             }
             None => {
                 // Reached its initial scale in an earlier run: start at zero, as Knative's
