@@ -64,3 +64,29 @@ impl Tally {
         ok
     }
 }
+
+/// The table of `rows`, then (in a full run) how many targets were met and which were missed.
+pub(crate) fn render(rows: &[Row], tally: &Tally, quick: bool) -> String {
+    let mut out = String::new();
+    out.push_str("| measure | wisp | spread | limit / reference | target | verdict |\n");
+    out.push_str("| --- | --- | --- | --- | --- | --- |\n");
+    for row in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            row.what, row.value, row.spread, row.reference, row.target, row.verdict
+        ));
+    }
+    if !quick {
+        out.push_str(&format!(
+            "\nTargets met: {} of {}{}.\n",
+            tally.met.len(),
+            tally.met.len() + tally.missed.len(),
+            if tally.missed.is_empty() {
+                String::new()
+            } else {
+                format!("; missed: {}", tally.missed.join(", "))
+            }
+        ));
+    }
+    out
+}

@@ -7,7 +7,7 @@ use super::Results;
 use super::burst::Burst;
 use super::throughput::{SYSTEMS, Throughput};
 use crate::report::{Meta, splice_section};
-use crate::rows::{Row, Tally, verdict};
+use crate::rows::{Row, Tally, render, verdict};
 use crate::stats::{median, min_max};
 
 pub const BEGIN: &str = "<!-- bench:data-plane:begin -->";
@@ -589,26 +589,7 @@ pub fn table(r: &Results, quick: bool) -> String {
             out.push_str("Diagnostic run: the app's stdout went to /dev/null (`--quiet-app`), so the daemon collected no log lines.\n\n");
         }
     }
-    out.push_str("| measure | wisp | spread | limit / reference | target | verdict |\n");
-    out.push_str("| --- | --- | --- | --- | --- | --- |\n");
-    for row in rows {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
-            row.what, row.value, row.spread, row.reference, row.target, row.verdict
-        ));
-    }
-    if !quick {
-        out.push_str(&format!(
-            "\nTargets met: {} of {}{}.\n",
-            tally.met.len(),
-            tally.met.len() + tally.missed.len(),
-            if tally.missed.is_empty() {
-                String::new()
-            } else {
-                format!("; missed: {}", tally.missed.join(", "))
-            }
-        ));
-    }
+    out.push_str(&render(&rows, &tally, quick));
     out
 }
 

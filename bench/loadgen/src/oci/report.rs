@@ -8,7 +8,7 @@ use super::cold::Cold;
 use super::pull::Pull;
 use super::share::Share;
 use crate::report::{Meta, splice_section};
-use crate::rows::{Row, Tally, verdict};
+use crate::rows::{Row, Tally, render, verdict};
 use crate::stats::{median, min_max};
 
 pub const BEGIN: &str = "<!-- bench:oci:begin -->";
@@ -280,26 +280,7 @@ pub fn table(r: &Results, quick: bool) -> String {
         share_rows(s, quick, &mut tally, &mut rows);
     }
     let mut out = String::new();
-    out.push_str("| measure | wisp | spread | limit / reference | target | verdict |\n");
-    out.push_str("| --- | --- | --- | --- | --- | --- |\n");
-    for row in rows {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
-            row.what, row.value, row.spread, row.reference, row.target, row.verdict
-        ));
-    }
-    if !quick {
-        out.push_str(&format!(
-            "\nTargets met: {} of {}{}.\n",
-            tally.met.len(),
-            tally.met.len() + tally.missed.len(),
-            if tally.missed.is_empty() {
-                String::new()
-            } else {
-                format!("; missed: {}", tally.missed.join(", "))
-            }
-        ));
-    }
+    out.push_str(&render(&rows, &tally, quick));
     out
 }
 
