@@ -18,6 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+# shellcheck source=bench/lib.bash
+source bench/lib.bash
 
 quick=0 write=1 parts=
 args=("$@")
@@ -89,23 +91,7 @@ pidfile=$workdir/pids
 loadgen_pid=
 # Our processes: the ones recorded in the pid file, and any whose command line names our
 # workdir (daemons, nginx, and every copy of the test app, started through $workdir/bin).
-ours() {
-  local pid
-  if [ -f "$pidfile" ]; then
-    while read -r pid; do
-      grep -qF "$workdir" "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
-    done <"$pidfile"
-  fi
-  # (Read by bash itself: a grep here would find its own command line.)
-  local f argv
-  for f in /proc/[0-9]*/cmdline; do
-    pid=${f#/proc/}; pid=${pid%/cmdline}
-    { mapfile -d '' -t argv <"$f"; } 2>/dev/null || continue
-    case "${argv[*]}" in
-      *"$workdir"*) echo "$pid" ;;
-    esac
-  done | sort -u
-}
+# (`ours`, from bench/lib.bash)
 cleanup() {
   local status=$? pid
   trap - EXIT INT TERM

@@ -19,6 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+# shellcheck source=bench/lib.bash
+source bench/lib.bash
 
 quick=0 write=1 parts=
 args=("$@")
@@ -101,23 +103,7 @@ pidfile=$workdir/pids
 loadgen_pid=
 # Our processes: the ones recorded in the pid file, and any whose command line names our
 # workdir (daemons, the registry, every runc: their data dirs, configs and state are in it).
-ours() {
-  local pid
-  if [ -f "$pidfile" ]; then
-    while read -r pid; do
-      grep -qF "$workdir" "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
-    done <"$pidfile"
-  fi
-  # (Read by bash itself: a grep here would find its own command line.)
-  local f argv
-  for f in /proc/[0-9]*/cmdline; do
-    pid=${f#/proc/}; pid=${pid%/cmdline}
-    { mapfile -d '' -t argv <"$f"; } 2>/dev/null || continue
-    case "${argv[*]}" in
-      *"$workdir"*) echo "$pid" ;;
-    esac
-  done | sort -u
-}
+# (`ours`, from bench/lib.bash)
 # Containers outlive runc and the daemon (their init is in a pid namespace of its own): kill
 # and delete every container of the runc state dirs in our workdir, then remove the pod
 # cgroups wisp made for them (empty by then; rmdir refuses anything else).
