@@ -990,6 +990,78 @@ fn private_registry_needs_the_docker_config_credentials() {
     rig.stop_clean(&mut d);
 }
 
+/// `imagePullSecrets` naming a `kubernetes.io/dockerconfigjson` Secret of the namespace: a
+/// daemon without any docker config pulls from a password-protected registry with it. The
+/// Secret may come after the Service (the revision retries), and `valueFrom.secretKeyRef`
+/// reads the same kind of object.
+#[test]
+fn image_pull_secret_of_the_namespace_is_used() {
+    let rig = Rig::new("img-pullsecret");
+    let reg = Registry::start_with_htpasswd();
+    let good = rig.docker_config(&reg, USER, PASSWORD);
+    let image = format!("{}/pullsecret:v1", reg.host());
+    let body = format!("pull secret {}\n", rig.mark);
+    rig.build(
+        &image,
+        &[("index.html", &body)],
+        &serve_www("echo \"$GREETING\" > /www/greeting.txt; "),
+        true,
+        &rig.builder_dir(),
+        &good,
+    );
+    let mut d = rig.daemon(&rig.no_auth);
+    let svc = serde_json::json!({
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": "img-pullsecret", "namespace": "default"},
+        "spec": {"template": {"spec": {
+            "imagePullSecrets": [{"name": "regcred"}],
+            "containers": [{
+                "image": image,
+                "env": [
+                    {"name": MARK, "value": rig.mark},
+                    {"name": "GREETING", "valueFrom": {"secretKeyRef": {"name": "app-secret", "key": "greeting"}}},
+                ],
+            }],
+        }}},
+    });
+    let r = d.post_json(&serving_path("default", "services", None), &svc);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (reason, message) = wait_failed(&d, "img-pullsecret-00001");
+    assert_eq!(reason, "CreateContainerConfigError", "{message}");
+    assert!(message.contains("\"app-secret\" not found"), "{message}");
+
+    let secret = |name: &str, type_: &str, key: &str, value: &str| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": "default"},
+            "type": type_,
+            "data": {key: base64(value.as_bytes())},
+        })
+    };
+    let app = secret("app-secret", "Opaque", "greeting", "hello from a secret");
+    let r = d.post_json("/api/v1/namespaces/default/secrets", &app);
+    assert_eq!(r.status, 201, "{}", r.body);
+    // Now the image cannot be fetched: the pull secret is still missing.
+    wait_revision(&d, "img-pullsecret-00001", "the registry asks for credentials", |r| {
+        cond_parts(r, "Ready").2.contains("requires credentials")
+    });
+    assert_nothing_runs(&rig);
+
+    let auth = base64(format!("{USER}:{PASSWORD}").as_bytes());
+    let config = serde_json::json!({"auths": {reg.host(): {"auth": auth}}}).to_string();
+    let regcred = secret("regcred", "kubernetes.io/dockerconfigjson", ".dockerconfigjson", &config);
+    let r = d.post_json("/api/v1/namespaces/default/secrets", &regcred);
+    assert_eq!(r.status, 201, "{}", r.body);
+    d.wait_service_ready("img-pullsecret");
+    assert_eq!(page(&d, "img-pullsecret", "/"), body);
+    assert_eq!(
+        page(&d, "img-pullsecret", "/greeting.txt"),
+        "hello from a secret\n"
+    );
+    rig.stop_clean(&mut d);
+}
+
 /// A layer whose bytes in the registry do not match its digest is refused: the revision says
 /// so, nothing runs, and the image store keeps no copy of it.
 #[test]

@@ -26,7 +26,11 @@ use wisp_controller::dataplane::{RevisionName, RevisionObservation};
 use wisp_gateway::{Gateway, RevisionConfig, RevisionKey};
 use wisp_runtime::{Backend, ReplicaHandle, ReplicaSpec, RevisionRef, RuntimeError};
 
+use wisp_oci::auth::Keychain;
+use wisp_store::Store;
+
 use crate::images::ImageResolver;
+use crate::refs;
 use crate::observe::{Facts, Failure, observe};
 use crate::plan::{Plan, PlanError};
 
@@ -51,6 +55,8 @@ pub(crate) struct Shared {
     pub gateway: Gateway,
     pub backend: Arc<dyn Backend>,
     pub resolver: Option<Arc<ImageResolver>>,
+    /// Where the Secrets and ConfigMaps that revisions name are read.
+    pub store: Option<Arc<dyn Store>>,
     pub observations: Mutex<HashMap<RevisionKey, RevisionObservation>>,
     pub changes: UnboundedSender<RevisionName>,
     replica_seq: AtomicU64,
@@ -62,12 +68,14 @@ impl Shared {
         gateway: Gateway,
         backend: Arc<dyn Backend>,
         resolver: Option<Arc<ImageResolver>>,
+        store: Option<Arc<dyn Store>>,
         changes: UnboundedSender<RevisionName>,
     ) -> Self {
         Shared {
             gateway,
             backend,
             resolver,
+            store,
             observations: Mutex::default(),
             changes,
             replica_seq: AtomicU64::new(1),
@@ -167,7 +175,9 @@ pub(crate) fn spawn(
 impl Driver {
     async fn run(mut self, plan: Planned, resumed: bool, mut rx: UnboundedReceiver<Msg>) {
         match plan {
-            Ok(p) if p.resolve_image => Box::pin(self.resolve_then_update(p, RESOLVE_RETRY)).await,
+            Ok(p) if p.needs_prepare() => {
+                Box::pin(self.prepare_then_update(p, RESOLVE_RETRY, resumed)).await
+            }
             plan => Box::pin(self.update(plan, resumed)).await,
         }
         loop {
@@ -179,7 +189,7 @@ impl Driver {
             tokio::select! {
                 _ = tokio::time::sleep_until(retry_at.unwrap_or(wake)), if retry_at.is_some() => {
                     if let Some((_, wait, plan)) = self.retry.take() {
-                        Box::pin(self.resolve_then_update(plan, wait)).await;
+                        Box::pin(self.prepare_then_update(plan, wait, false)).await;
                     }
                 }
                 msg = rx.recv() => match msg {
@@ -188,7 +198,7 @@ impl Driver {
                     Some(Msg::Update(plan)) => {
                         self.retry = None;
                         match plan {
-                            Ok(p) => Box::pin(self.resolve_then_update(p, RESOLVE_RETRY)).await,
+                            Ok(p) => Box::pin(self.prepare_then_update(p, RESOLVE_RETRY, false)).await,
                             Err(e) => Box::pin(self.update(Err(e), false)).await,
                         }
                     }
@@ -244,9 +254,38 @@ impl Driver {
         }
     }
 
-    /// Pins the plan's image to a digest first when it names a tag; a failure fails the
-    /// revision (Knative's `ContainerMissing`) and is retried with back-off.
-    async fn resolve_then_update(&mut self, mut plan: Box<Plan>, wait: Duration) {
+    /// Reads the Secrets and ConfigMaps the plan names and pins its image to a digest when it
+    /// names a tag; a failure fails the revision (Kubernetes' `CreateContainerConfigError`,
+    /// Knative's `ContainerMissing`) and is retried with back-off.
+    async fn prepare_then_update(&mut self, mut plan: Box<Plan>, wait: Duration, resumed: bool) {
+        match self.prepare(&mut plan).await {
+            Ok(()) => self.update(Ok(plan), resumed).await,
+            Err(e) => {
+                self.retry = Some((
+                    Instant::now() + wait,
+                    (wait * 2).min(RESOLVE_RETRY_MAX),
+                    plan,
+                ));
+                self.update(Err(e), false).await;
+            }
+        }
+    }
+
+    async fn prepare(&mut self, plan: &mut Plan) -> Result<(), PlanError> {
+        let mut keychain = Keychain::new();
+        if let Some(store) = self.shared.store.clone()
+            && refs::any(&plan.container, &plan.pull_secrets)
+        {
+            let resolved = Box::pin(refs::resolve(
+                store.as_ref(),
+                &self.key.namespace,
+                &plan.container,
+                &plan.pull_secrets,
+            ))
+            .await?;
+            plan.refs_env = resolved.env;
+            keychain = resolved.keychain;
+        }
         // Resolved already in this run (the status may not say so yet): keep those bytes.
         if plan.resolve_image
             && let Some((_, pinned)) = self
@@ -257,38 +296,30 @@ impl Driver {
             plan.container.image = pinned.clone();
             plan.resolve_image = false;
         }
-        if plan.resolve_image
-            && let Some(resolver) = self.shared.resolver.clone()
-        {
+        let Some(resolver) = self.shared.resolver.clone() else {
+            return Ok(());
+        };
+        let unable = |image: &str, e: String| PlanError {
+            reason: "ContainerMissing",
+            message: format!("Unable to fetch image {image:?}: {e}"),
+        };
+        if plan.resolve_image {
             // Boxed: a registry round trip is a large future, and every idle revision's task
             // would otherwise carry its size.
-            match Box::pin(resolver.resolve(&plan.container.image)).await {
-                Ok(pinned) => {
-                    tracing::info!(revision = %self.key, image = %plan.container.image, %pinned, "image resolved");
-                    self.image_digests = vec![(plan.container.name.clone(), pinned.clone())];
-                    plan.container.image = pinned;
-                    plan.resolve_image = false;
-                }
-                Err(e) => {
-                    let message = format!("Unable to fetch image {:?}: {e}", plan.container.image);
-                    self.retry = Some((
-                        Instant::now() + wait,
-                        (wait * 2).min(RESOLVE_RETRY_MAX),
-                        plan,
-                    ));
-                    self.update(
-                        Err(PlanError {
-                            reason: "ContainerMissing",
-                            message,
-                        }),
-                        false,
-                    )
-                    .await;
-                    return;
-                }
-            }
+            let pinned = Box::pin(resolver.resolve(&plan.container.image, &keychain))
+                .await
+                .map_err(|e| unable(&plan.container.image, e))?;
+            tracing::info!(revision = %self.key, image = %plan.container.image, %pinned, "image resolved");
+            self.image_digests = vec![(plan.container.name.clone(), pinned.clone())];
+            plan.container.image = pinned;
+            plan.resolve_image = false;
         }
-        self.update(Ok(plan), false).await;
+        if !keychain.is_empty() && !plan.container.image.is_empty() {
+            Box::pin(resolver.pull(&plan.container.image, &keychain))
+                .await
+                .map_err(|e| unable(&plan.container.image, e))?;
+        }
+        Ok(())
     }
 
     async fn poke(&mut self) {
@@ -364,7 +395,7 @@ impl Driver {
             id: self.shared.next_replica_id(),
             revision: self.revision_ref(),
             container: plan.container.clone(),
-            env: plan.env.clone(),
+            env: plan.env.iter().chain(&plan.refs_env).cloned().collect(),
             port: 0,
             grace: plan.grace,
         };

@@ -20,6 +20,7 @@ pub mod images;
 pub mod ingress;
 pub mod observe;
 pub mod plan;
+mod refs;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -86,11 +87,12 @@ impl DataPlane {
         gateway: Gateway,
         backend: Arc<dyn Backend>,
         resolver: Option<Arc<images::ImageResolver>>,
+        store: Option<Arc<dyn wisp_store::Store>>,
         options: Options,
     ) -> Arc<Self> {
         let (tx, rx) = unbounded_channel();
         Arc::new(DataPlane {
-            shared: Arc::new(Shared::new(gateway, backend, resolver, tx)),
+            shared: Arc::new(Shared::new(gateway, backend, resolver, store, tx)),
             options,
             revisions: Mutex::default(),
             routes: Arc::default(),

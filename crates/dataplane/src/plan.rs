@@ -20,8 +20,13 @@ pub struct Plan {
     pub container: Container,
     /// The image still has to be resolved to a digest (first run of the revision).
     pub resolve_image: bool,
+    /// `imagePullSecrets` by name.
+    pub pull_secrets: Vec<String>,
     /// `K_SERVICE`, `K_CONFIGURATION`, `K_REVISION` (Knative's order).
     pub env: Vec<(String, String)>,
+    /// Values of the container's `valueFrom`/`envFrom` references, read when the plan is
+    /// prepared.
+    pub refs_env: Vec<(String, String)>,
     /// SIGTERM-to-SIGKILL grace when a replica stops (Knative: the revision's timeout).
     pub grace: Duration,
     pub gateway: RevisionConfig,
@@ -29,6 +34,14 @@ pub struct Plan {
     /// How long replicas may take to first reach the initial scale before the revision fails
     /// (`serving.knative.dev/progress-deadline`, else the daemon's default).
     pub progress_deadline: Duration,
+}
+
+impl Plan {
+    /// Something must be read or fetched before the plan can run: an image tag to pin, or
+    /// Secrets and ConfigMaps it names.
+    pub fn needs_prepare(&self) -> bool {
+        self.resolve_image || crate::refs::any(&self.container, &self.pull_secrets)
+    }
 }
 
 /// A revision that cannot be run as written: Knative's reason and a message for its status.
@@ -112,8 +125,15 @@ pub fn plan(
     ];
     Ok(Plan {
         resolve_image,
+        pull_secrets: rev
+            .spec
+            .image_pull_secrets
+            .iter()
+            .map(|s| s.name.clone())
+            .collect(),
         container,
         env,
+        refs_env: Vec::new(),
         grace: timeout,
         gateway: RevisionConfig {
             container_concurrency: u32::try_from(cc).unwrap_or(0),

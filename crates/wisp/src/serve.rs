@@ -237,7 +237,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
     let gateway = Gateway::new(events_tx);
-    let data_plane = DataPlane::new(gateway.clone(), backend.clone(), Some(resolver), options);
+    let data_plane = DataPlane::new(
+        gateway.clone(),
+        backend.clone(),
+        Some(resolver),
+        Some(store.clone()),
+        options,
+    );
     tokio::spawn(data_plane.clone().run_activator(events));
     let controller = Controller::new(
         store.clone(),
