@@ -733,6 +733,59 @@ fn unpushed_build_runs_from_the_daemon_store() {
     rig.stop_clean(&mut d);
 }
 
+/// The daemon's image garbage collection: once its Service is deleted, an image goes from the
+/// store; an image a revision runs, and one built here and never pushed, stay.
+#[test]
+fn unused_images_are_collected() {
+    let rig = Rig::new("img-gc");
+    let reg = Registry::start();
+    let dc = rig.no_auth.to_str().expect("a UTF-8 path").to_string();
+    let mut d = Daemon::start_in_with_env(
+        rig.path(),
+        &["--image-gc-interval", "1s"],
+        &[("DOCKER_CONFIG", &dc)],
+    );
+    let build = |name: &str, push: bool, dir: &Path| {
+        let image = if push {
+            format!("{}/{name}:v1", reg.host())
+        } else {
+            format!("127.0.0.1:{}/{name}:v1", free_port())
+        };
+        let body = format!("{name} {}\n", rig.mark);
+        let built = rig.build(
+            &image,
+            &[("index.html", &body)],
+            &serve_www(""),
+            push,
+            dir,
+            &rig.no_auth,
+        );
+        (image, built)
+    };
+    let (kept_image, kept) = build("gc-kept", true, &rig.builder_dir());
+    let (gone_image, gone) = build("gc-gone", true, &rig.builder_dir());
+    let (_, local) = build("gc-local", false, &d.data_dir);
+    rig.create(&d, "img-gc-kept", &kept_image, &[]).success();
+    rig.create(&d, "img-gc-gone", &gone_image, &[]).success();
+    let blob = |b: &Built| {
+        let hex = b.digest.strip_prefix("sha256:").expect("a sha256 digest");
+        d.data_dir.join("oci/blobs/sha256").join(hex)
+    };
+    assert!(blob(&gone).is_file(), "pulled: {}", blob(&gone).display());
+    d.wisp(&["service", "delete", "img-gc-gone"]).success();
+    wait_for("the deleted service's image to be collected", || {
+        if blob(&gone).exists() {
+            Err("still there".to_string())
+        } else {
+            Ok(())
+        }
+    });
+    assert!(blob(&kept).is_file(), "the running image stays");
+    assert!(blob(&local).is_file(), "the unpushed build stays");
+    assert!(page(&d, "img-gc-kept", "/").starts_with("gc-kept"));
+    rig.stop_clean(&mut d);
+}
+
 /// A replica has its own pid namespace, mount namespace and host name: it sees its own
 /// processes only, not the host's files, and is named after its revision.
 #[test]
@@ -1043,14 +1096,22 @@ fn image_pull_secret_of_the_namespace_is_used() {
     let r = d.post_json("/api/v1/namespaces/default/secrets", &app);
     assert_eq!(r.status, 201, "{}", r.body);
     // Now the image cannot be fetched: the pull secret is still missing.
-    wait_revision(&d, "img-pullsecret-00001", "the registry asks for credentials", |r| {
-        cond_parts(r, "Ready").2.contains("requires credentials")
-    });
+    wait_revision(
+        &d,
+        "img-pullsecret-00001",
+        "the registry asks for credentials",
+        |r| cond_parts(r, "Ready").2.contains("requires credentials"),
+    );
     assert_nothing_runs(&rig);
 
     let auth = base64(format!("{USER}:{PASSWORD}").as_bytes());
     let config = serde_json::json!({"auths": {reg.host(): {"auth": auth}}}).to_string();
-    let regcred = secret("regcred", "kubernetes.io/dockerconfigjson", ".dockerconfigjson", &config);
+    let regcred = secret(
+        "regcred",
+        "kubernetes.io/dockerconfigjson",
+        ".dockerconfigjson",
+        &config,
+    );
     let r = d.post_json("/api/v1/namespaces/default/secrets", &regcred);
     assert_eq!(r.status, 201, "{}", r.body);
     d.wait_service_ready("img-pullsecret");

@@ -30,9 +30,9 @@ use wisp_oci::auth::Keychain;
 use wisp_store::Store;
 
 use crate::images::ImageResolver;
-use crate::refs;
 use crate::observe::{Facts, Failure, observe};
 use crate::plan::{Plan, PlanError};
+use crate::refs;
 
 /// A revision's plan, boxed: a driver's task keeps one (and its future one more), and a
 /// Kubernetes container inline is ~1.5 KB.

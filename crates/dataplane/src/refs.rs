@@ -77,15 +77,12 @@ impl Objects<'_> {
             let data = match self.read(&kinds::SECRETS, name).await? {
                 None => None,
                 Some(v) => {
-                    let s: Secret = serde_json::from_value(v).map_err(|e| {
-                        config_error(format!("cannot read secret {name:?}: {e}"))
-                    })?;
+                    let s: Secret = serde_json::from_value(v)
+                        .map_err(|e| config_error(format!("cannot read secret {name:?}: {e}")))?;
                     let mut data = BTreeMap::new();
                     for (k, v) in s.data {
                         let bytes = base64_decode(&v).ok_or_else(|| {
-                            config_error(format!(
-                                "secret {name:?}: key {k:?} is not valid base64"
-                            ))
+                            config_error(format!("secret {name:?}: key {k:?} is not valid base64"))
                         })?;
                         data.insert(k, String::from_utf8_lossy(&bytes).into_owned());
                     }
@@ -209,5 +206,7 @@ pub async fn resolve(
 
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.decode(s.trim()).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .ok()
 }

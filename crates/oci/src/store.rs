@@ -103,6 +103,10 @@ pub struct ImageRecord {
     pub reference: String,
     /// The digest it resolved to (an index or a manifest).
     pub digest: Digest,
+    /// Made by `wisp build` here: the store may hold its only copy, so the daemon's
+    /// garbage collection keeps it until the tag is built, pulled or resolved again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub built: bool,
 }
 
 /// An image whose manifest and config are in the store (layers may still be missing).
@@ -327,9 +331,28 @@ impl Store {
 
     /// Records that `reference` resolved to `digest`.
     pub fn put_record(&self, reference: &Reference, digest: &Digest) -> Result<(), StoreError> {
+        self.write_record(reference, digest, false)
+    }
+
+    /// Records that `reference` names the image `digest` built here.
+    pub fn put_built_record(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+    ) -> Result<(), StoreError> {
+        self.write_record(reference, digest, true)
+    }
+
+    fn write_record(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        built: bool,
+    ) -> Result<(), StoreError> {
         let record = ImageRecord {
             reference: reference.to_string(),
             digest: digest.clone(),
+            built,
         };
         let bytes = serde_json::to_vec(&record).map_err(|e| StoreError::BadRecord {
             path: self.record_path(reference),
@@ -345,6 +368,7 @@ impl Store {
             return Ok(Some(ImageRecord {
                 reference: reference.to_string(),
                 digest: d.clone(),
+                built: false,
             }));
         }
         let path = self.record_path(reference);

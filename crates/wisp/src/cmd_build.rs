@@ -120,7 +120,7 @@ pub async fn run(args: BuildArgs) -> anyhow::Result<()> {
         spec.base = Some(images.pull(&base, &keychain).await?);
     }
     let built = build(&store, &spec)?;
-    store.put_record(&target, &built.digest)?;
+    store.put_built_record(&target, &built.digest)?;
     let pinned = target.pinned(built.digest.clone());
     println!("Image {target} built: {pinned}");
     if args.push {

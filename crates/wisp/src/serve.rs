@@ -52,6 +52,10 @@ pub struct ServeArgs {
     /// annotation wins).
     #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = parse_duration)]
     pub progress_deadline: Duration,
+    /// How often images no revision uses are removed from the image store (images built
+    /// here and never pushed are kept); 0 turns collection off.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub image_gc_interval: Duration,
     /// A registry (host[:port]) reached over plain HTTP although it is not on loopback.
     /// Repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST")]
@@ -169,6 +173,27 @@ impl wisp_apiserver::LogSource for ReplicaLogs {
     }
 }
 
+/// Removes unused images a minute after start, then every `interval`.
+async fn collect_images(store: Arc<dyn Store>, images: wisp_oci::pull::Images, interval: Duration) {
+    let mut next = tokio::time::Instant::now() + Duration::from_secs(60).min(interval);
+    loop {
+        tokio::time::sleep_until(next).await;
+        next += interval;
+        match wisp_dataplane::images::collect_garbage(store.as_ref(), &images).await {
+            Ok(r) if r.blobs + r.layers + r.rootfs + r.records > 0 => tracing::info!(
+                blobs = r.blobs,
+                layers = r.layers,
+                rootfs = r.rootfs,
+                records = r.records,
+                bytes = r.bytes,
+                "removed images no revision uses"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "image garbage collection failed"),
+        }
+    }
+}
+
 /// Longest wait for replicas to stop when the daemon shuts down.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -233,6 +258,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on --gateway-addr {}", args.gateway_addr))?;
 
+    if !args.image_gc_interval.is_zero() {
+        tokio::spawn(collect_images(
+            store.clone(),
+            images.clone(),
+            args.image_gc_interval,
+        ));
+    }
     let resolver = Arc::new(ImageResolver::new(images, keychain.clone()));
 
     let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
