@@ -80,6 +80,7 @@ impl Daemon {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--api-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"])
+            .args(["--events-addr", "127.0.0.1:0"])
             .args(extra_args)
             .env("NO_COLOR", "1")
             .env("WISP_LOG", "info")

@@ -1,5 +1,6 @@
-//! The Kubernetes `core/v1` subset a Knative revision may carry, plus the few core kinds wisp
-//! serves (Namespace, ConfigMap, Secret, Event).
+//! The Kubernetes `core/v1` subset a Knative revision may carry, the whole-PodSpec shape a
+//! ContainerSource embeds, plus the few core kinds wisp serves (Namespace, ConfigMap, Secret,
+//! Event).
 //!
 //! Why a hand-written subset instead of k8s-openapi: Knative accepts only part of a PodSpec,
 //! and wisp must refuse the rest with Knative's own messages and field paths. Fields Knative
@@ -632,6 +633,111 @@ pub struct PersistentVolumeClaimVolumeSource {
     pub claim_name: String,
     #[serde(default, skip_serializing_if = "is_false")]
     pub read_only: bool,
+}
+
+/// `template` of a ContainerSource (k8s `PodTemplateSpec`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodTemplateSpec {
+    #[serde(default, skip_serializing_if = "is_default_meta")]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: PodSpec,
+}
+
+fn is_default_meta(m: &ObjectMeta) -> bool {
+    *m == ObjectMeta::default()
+}
+
+/// A whole Kubernetes PodSpec, for kinds that embed one unrestricted (ContainerSource).
+/// Containers, volumes and the security context use the same strict types a revision uses;
+/// scheduling fields wisp never interprets are kept as raw JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodSpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<Container>,
+    #[serde(default)]
+    pub containers: Vec<Container>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_containers: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub restart_policy: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_deadline_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dns_policy: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_account_name: String,
+    /// Deprecated alias of `serviceAccountName`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_account: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automount_service_account_token: Option<bool>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node_name: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub host_network: bool,
+    #[serde(default, rename = "hostPID", skip_serializing_if = "is_false")]
+    pub host_pid: bool,
+    #[serde(default, rename = "hostIPC", skip_serializing_if = "is_false")]
+    pub host_ipc: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_process_namespace: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<PodSecurityContext>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hostname: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subdomain: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scheduler_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_aliases: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub priority_class_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_config: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_gates: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_class_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_service_links: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preemption_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overhead: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology_spread_constraints: Option<serde_json::Value>,
+    #[serde(
+        default,
+        rename = "setHostnameAsFQDN",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub set_hostname_as_fqdn: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_users: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_gates: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_claims: Option<serde_json::Value>,
 }
 
 /// `imagePullSecrets[]` and other same-namespace references by name.

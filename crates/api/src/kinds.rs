@@ -3,10 +3,15 @@
 //! kind is stored under.
 //!
 //! Why a static table: discovery, routing, tables and the CLI must agree, and a `const` slice
-//! is the simplest thing they can all read. Printer columns are copied from Knative's CRDs
-//! (`config/core/300-resources/*.yaml`) and from Kubernetes' built-in table printers. The
-//! `NAME` column is implicit (always first) and not listed; Knative's CRDs declare no `AGE`
-//! column, so none is listed for them.
+//! is the simplest thing they can all read. Printer columns, short names and categories are
+//! copied from Knative's CRDs (knative/serving `config/core/300-resources/*.yaml`,
+//! knative/eventing `config/core/resources/*.yaml` and
+//! `config/channels/in-memory-channel/resources/in-memory-channel.yaml`) and from Kubernetes'
+//! built-in table printers. The `NAME` column is implicit (always first) and not listed;
+//! Serving's CRDs declare no `Age` column while Eventing's do, and each kind lists what its
+//! CRD declares. JSONPaths use the bracket form for dotted keys
+//! (`.metadata.annotations['eventing\.knative\.dev/broker\.class']`), which kubectl and
+//! wisp's table printer both read.
 
 /// One column of `kubectl get` output (a CRD's `additionalPrinterColumns` entry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +188,222 @@ pub const ROUTES: ResourceInfo = ResourceInfo {
     printer_columns: &[URL, READY, REASON],
 };
 
+// ---------------------------------------------------------------- Eventing
+
+const EVENTING_CATEGORIES: &[&str] = &["all", "knative", "eventing"];
+const MESSAGING_CATEGORIES: &[&str] = &["all", "knative", "messaging"];
+const CHANNEL_CATEGORIES: &[&str] = &["all", "knative", "messaging", "channel"];
+const FLOWS_CATEGORIES: &[&str] = &["all", "knative", "flows"];
+const SOURCES_CATEGORIES: &[&str] = &["all", "knative", "sources"];
+const BINDING_CATEGORIES: &[&str] = &["all", "knative", "sources", "bindings"];
+
+const ADDRESS_URL: PrinterColumn = PrinterColumn {
+    name: "URL",
+    type_: "string",
+    json_path: ".status.address.url",
+    priority: 0,
+};
+const SINK: PrinterColumn = PrinterColumn {
+    name: "Sink",
+    type_: "string",
+    json_path: ".status.sinkUri",
+    priority: 0,
+};
+
+pub const BROKERS: ResourceInfo = ResourceInfo {
+    group: "eventing.knative.dev",
+    version: "v1",
+    kind: "Broker",
+    plural: "brokers",
+    singular: "broker",
+    short_names: &[],
+    namespaced: true,
+    has_status: true,
+    verbs: ALL_VERBS,
+    categories: EVENTING_CATEGORIES,
+    printer_columns: &[
+        ADDRESS_URL,
+        AGE,
+        READY,
+        REASON,
+        PrinterColumn {
+            name: "Class",
+            type_: "string",
+            json_path: r".metadata.annotations['eventing\.knative\.dev/broker\.class']",
+            priority: 1,
+        },
+    ],
+};
+
+pub const TRIGGERS: ResourceInfo = ResourceInfo {
+    group: "eventing.knative.dev",
+    version: "v1",
+    kind: "Trigger",
+    plural: "triggers",
+    singular: "trigger",
+    short_names: &[],
+    namespaced: true,
+    has_status: true,
+    verbs: ALL_VERBS,
+    categories: EVENTING_CATEGORIES,
+    printer_columns: &[
+        PrinterColumn {
+            name: "Broker",
+            type_: "string",
+            json_path: ".spec.broker",
+            priority: 0,
+        },
+        PrinterColumn {
+            name: "Subscriber_URI",
+            type_: "string",
+            json_path: ".status.subscriberUri",
+            priority: 0,
+        },
+        AGE,
+        READY,
+        REASON,
+    ],
+};
+
+pub const CHANNELS: ResourceInfo = ResourceInfo {
+    group: "messaging.knative.dev",
+    version: "v1",
+    kind: "Channel",
+    plural: "channels",
+    singular: "channel",
+    short_names: &["ch"],
+    namespaced: true,
+    has_status: true,
+    verbs: ALL_VERBS,
+    categories: CHANNEL_CATEGORIES,
+    printer_columns: &[ADDRESS_URL, AGE, READY, REASON],
+};
+
+pub const IN_MEMORY_CHANNELS: ResourceInfo = ResourceInfo {
+    group: "messaging.knative.dev",
+    version: "v1",
+    kind: "InMemoryChannel",
+    plural: "inmemorychannels",
+    singular: "inmemorychannel",
+    short_names: &["imc"],
+    namespaced: true,
+    has_status: true,
+    verbs: ALL_VERBS,
+    categories: CHANNEL_CATEGORIES,
+    printer_columns: &[ADDRESS_URL, AGE, READY, REASON],
+};
+
+pub const SUBSCRIPTIONS: ResourceInfo = ResourceInfo {
+    group: "messaging.knative.dev",
+    version: "v1",
+    kind: "Subscription",
+    plural: "subscriptions",
+    singular: "subscription",
+    short_names: &["sub"],
+    namespaced: true,
+    has_status: true,
+    verbs: ALL_VERBS,
+    categories: MESSAGING_CATEGORIES,
+    printer_columns: &[AGE, READY, REASON],
+};
+
+pub const SEQUENCES: ResourceInfo = ResourceInfo {
+    group: "flows.knative.dev",
+    version: "v1",
+    kind: "Sequence",
+    plural: "sequences",
+    singular: "sequence",
+    short_names: &[],
+    namespaced: true,
+    has_status: true,
+    verbs: ALL_VERBS,
+    categories: FLOWS_CATEGORIES,
+    printer_columns: &[ADDRESS_URL, AGE, READY, REASON],
+};
+
+pub const PARALLELS: ResourceInfo = ResourceInfo {
+    group: "flows.knative.dev",
+    version: "v1",
+    kind: "Parallel",
+    plural: "parallels",
+    singular: "parallel",
+    short_names: &[],
+    namespaced: true,
+    has_status: true,
+    verbs: ALL_VERBS,
+    categories: FLOWS_CATEGORIES,
+    printer_columns: &[ADDRESS_URL, AGE, READY, REASON],
+};
+
+pub const PING_SOURCES: ResourceInfo = ResourceInfo {
+    group: "sources.knative.dev",
+    version: "v1",
+    kind: "PingSource",
+    plural: "pingsources",
+    singular: "pingsource",
+    short_names: &[],
+    namespaced: true,
+    has_status: true,
+    verbs: ALL_VERBS,
+    categories: SOURCES_CATEGORIES,
+    printer_columns: &[
+        SINK,
+        PrinterColumn {
+            name: "Schedule",
+            type_: "string",
+            json_path: ".spec.schedule",
+            priority: 0,
+        },
+        AGE,
+        READY,
+        REASON,
+    ],
+};
+
+pub const API_SERVER_SOURCES: ResourceInfo = ResourceInfo {
+    group: "sources.knative.dev",
+    version: "v1",
+    kind: "ApiServerSource",
+    plural: "apiserversources",
+    singular: "apiserversource",
+    short_names: &[],
+    namespaced: true,
+    has_status: true,
+    verbs: ALL_VERBS,
+    categories: SOURCES_CATEGORIES,
+    printer_columns: &[SINK, AGE, READY, REASON],
+};
+
+pub const CONTAINER_SOURCES: ResourceInfo = ResourceInfo {
+    group: "sources.knative.dev",
+    version: "v1",
+    kind: "ContainerSource",
+    plural: "containersources",
+    singular: "containersource",
+    short_names: &[],
+    namespaced: true,
+    has_status: true,
+    verbs: ALL_VERBS,
+    categories: SOURCES_CATEGORIES,
+    printer_columns: &[SINK, AGE, READY, REASON],
+};
+
+pub const SINK_BINDINGS: ResourceInfo = ResourceInfo {
+    group: "sources.knative.dev",
+    version: "v1",
+    kind: "SinkBinding",
+    plural: "sinkbindings",
+    singular: "sinkbinding",
+    short_names: &[],
+    namespaced: true,
+    has_status: true,
+    verbs: ALL_VERBS,
+    categories: BINDING_CATEGORIES,
+    printer_columns: &[SINK, AGE, READY, REASON],
+};
+
+// -------------------------------------------------------------------- Core
+
 pub const NAMESPACES: ResourceInfo = ResourceInfo {
     group: "",
     version: "v1",
@@ -294,6 +515,17 @@ pub const ALL: &[ResourceInfo] = &[
     CONFIGURATIONS,
     REVISIONS,
     ROUTES,
+    BROKERS,
+    TRIGGERS,
+    CHANNELS,
+    IN_MEMORY_CHANNELS,
+    SUBSCRIPTIONS,
+    SEQUENCES,
+    PARALLELS,
+    PING_SOURCES,
+    API_SERVER_SOURCES,
+    CONTAINER_SOURCES,
+    SINK_BINDINGS,
     NAMESPACES,
     CONFIGMAPS,
     SECRETS,
@@ -391,6 +623,39 @@ mod tests {
             ("configmap", Some("configmaps")),
             ("secret", Some("secrets")),
             ("ev", Some("events")),
+            ("brokers", Some("brokers.eventing.knative.dev")),
+            ("Broker", Some("brokers.eventing.knative.dev")),
+            ("trigger", Some("triggers.eventing.knative.dev")),
+            (
+                "triggers.v1.eventing.knative.dev",
+                Some("triggers.eventing.knative.dev"),
+            ),
+            ("ch", Some("channels.messaging.knative.dev")),
+            ("channel", Some("channels.messaging.knative.dev")),
+            ("imc", Some("inmemorychannels.messaging.knative.dev")),
+            (
+                "InMemoryChannel",
+                Some("inmemorychannels.messaging.knative.dev"),
+            ),
+            ("sub", Some("subscriptions.messaging.knative.dev")),
+            ("subscriptions", Some("subscriptions.messaging.knative.dev")),
+            ("sequence", Some("sequences.flows.knative.dev")),
+            ("parallels", Some("parallels.flows.knative.dev")),
+            ("pingsource", Some("pingsources.sources.knative.dev")),
+            (
+                "pingsources.sources.knative.dev",
+                Some("pingsources.sources.knative.dev"),
+            ),
+            (
+                "apiserversources",
+                Some("apiserversources.sources.knative.dev"),
+            ),
+            (
+                "ContainerSource",
+                Some("containersources.sources.knative.dev"),
+            ),
+            ("sinkbinding", Some("sinkbindings.sources.knative.dev")),
+            ("broker.serving.knative.dev", None),
             ("pods", None),
             ("service.apps", None),
             ("", None),
@@ -418,6 +683,59 @@ mod tests {
         assert_eq!(SERVICES.api_version(), "serving.knative.dev/v1");
         assert_eq!(EVENTS.api_version(), "v1");
         assert_eq!(by_name_or_short("ns").map(|r| r.namespaced), Some(false));
+    }
+
+    #[test]
+    fn eventing_kinds() {
+        let eventing: Vec<&ResourceInfo> = ALL
+            .iter()
+            .filter(|r| r.group.ends_with(".knative.dev") && r.group != "serving.knative.dev")
+            .collect();
+        assert_eq!(eventing.len(), 11);
+        for r in &eventing {
+            assert!(r.namespaced && r.has_status, "{}", r.kind);
+            assert!(r.categories.starts_with(&["all", "knative"]), "{}", r.kind);
+            let names: Vec<&str> = r.printer_columns.iter().map(|c| c.name).collect();
+            assert!(
+                names.ends_with(&["Age", "Ready", "Reason"])
+                    || names.ends_with(&["Age", "Ready", "Reason", "Class"]),
+                "{}: {names:?}",
+                r.kind
+            );
+        }
+        assert_eq!(
+            by_api_version_kind("eventing.knative.dev/v1", "Trigger"),
+            Some(&TRIGGERS)
+        );
+        assert_eq!(
+            by_api_version_kind("sources.knative.dev/v1beta2", "PingSource"),
+            None
+        );
+        assert_eq!(find("flows.knative.dev", "sequences"), Some(&SEQUENCES));
+        assert_eq!(
+            storage_key(&IN_MEMORY_CHANNELS),
+            "inmemorychannels.messaging.knative.dev"
+        );
+        assert_eq!(
+            SINK_BINDINGS.categories,
+            &["all", "knative", "sources", "bindings"]
+        );
+        assert_eq!(
+            CHANNELS.categories,
+            &["all", "knative", "messaging", "channel"]
+        );
+        let names: Vec<&str> = PING_SOURCES
+            .printer_columns
+            .iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, ["Sink", "Schedule", "Age", "Ready", "Reason"]);
+        let names: Vec<&str> = TRIGGERS.printer_columns.iter().map(|c| c.name).collect();
+        assert_eq!(
+            names,
+            ["Broker", "Subscriber_URI", "Age", "Ready", "Reason"]
+        );
+        assert_eq!(BROKERS.printer_columns.last().map(|c| c.priority), Some(1));
     }
 
     #[test]

@@ -343,8 +343,24 @@ pub fn write_response<W: Write>(
     keep_alive: bool,
     head_only: bool,
 ) -> io::Result<()> {
+    write_response_with(w, code, content_type, &[], body, keep_alive, head_only)
+}
+
+/// [`write_response`] with more headers.
+pub fn write_response_with<W: Write>(
+    w: &mut W,
+    code: u16,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    keep_alive: bool,
+    head_only: bool,
+) -> io::Result<()> {
     let mut out = Vec::with_capacity(160 + body.len());
     write!(out, "HTTP/1.1 {code} {}\r\n", reason(code))?;
+    for (k, v) in headers {
+        write!(out, "{k}: {v}\r\n")?;
+    }
     let bodiless = head_only || code == 204 || code == 304 || (100..200).contains(&code);
     if code != 204 && !(100..200).contains(&code) {
         write!(

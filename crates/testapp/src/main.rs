@@ -17,6 +17,12 @@
 //!   plus the names listed in `env=A,B`);
 //! - `stream=N`: a chunked body of N lines, 10 ms apart; `body=BYTES`: a body of that size.
 //!
+//! CloudEvents (requests with a `ce-id` header, binary mode), for the eventing tests:
+//! - `RECORD_EVENTS=FILE`: every attempt is appended to FILE as one JSON line (path, query,
+//!   the `ce-` attributes, content type, body as text, the status answered, unix time in ms);
+//! - `fail=N`: the first N attempts of each event id are answered 503;
+//! - `reply=TYPE`: answer with an event of that type (id `reply-{id}`, same data).
+//!
 //! One line per request on stdout. SIGTERM (or SIGINT) starts a graceful drain: stop accepting,
 //! finish the requests in flight, exit 0.
 
@@ -240,11 +246,49 @@ fn respond(
     if let Some(ms) = req.param("sleep").and_then(|v| v.parse::<u64>().ok()) {
         std::thread::sleep(Duration::from_millis(ms));
     }
-    let code = req
+    let mut code = req
         .param("status")
         .and_then(|v| v.parse::<u16>().ok())
         .filter(|c| (200..600).contains(c))
         .unwrap_or(200);
+    if let Some(id) = req.header("ce-id") {
+        let attempt = {
+            let mut seen = ATTEMPTS.lock().unwrap_or_else(|e| e.into_inner());
+            let n = seen.entry(id.to_string()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if req
+            .param("fail")
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|n| attempt <= n)
+        {
+            code = 503;
+        }
+        record_event(req, code);
+        if code < 300
+            && let Some(ty) = req.param("reply")
+        {
+            let reply_id = format!("reply-{id}");
+            let content_type = req.header("content-type").unwrap_or("application/json");
+            let headers = [
+                ("ce-specversion", "1.0"),
+                ("ce-id", reply_id.as_str()),
+                ("ce-source", "/testapp"),
+                ("ce-type", ty),
+            ];
+            http::write_response_with(
+                w,
+                code,
+                content_type,
+                &headers,
+                &req.body,
+                keep_alive,
+                head_only,
+            )?;
+            return Ok(code);
+        }
+    }
     if let Some(n) = req.param("stream").and_then(|v| v.parse::<usize>().ok()) {
         http::write_chunked_head(w, code, "text/plain", keep_alive)?;
         if !head_only {
@@ -292,6 +336,51 @@ fn respond(
         head_only,
     )?;
     Ok(code)
+}
+
+/// Attempts per CloudEvent id, for `fail=N`.
+static ATTEMPTS: std::sync::Mutex<std::collections::BTreeMap<String, usize>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Appends one attempt to `$RECORD_EVENTS`, one line in one write.
+fn record_event(req: &Request, code: u16) {
+    use http::json_string as js;
+    let Ok(path) = std::env::var("RECORD_EVENTS") else {
+        return;
+    };
+    let attrs: Vec<String> = req
+        .headers
+        .iter()
+        .filter_map(|(k, v)| {
+            let k = k.to_ascii_lowercase();
+            k.strip_prefix("ce-")
+                .map(|name| format!("{}:{}", js(name), js(&http::percent_decode(v))))
+        })
+        .collect();
+    let query: Vec<String> = req
+        .query
+        .iter()
+        .map(|(k, v)| format!("{}:{}", js(k), js(v)))
+        .collect();
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let line = format!(
+        "{{\"path\":{},\"query\":{{{}}},\"attributes\":{{{}}},\"content_type\":{},\"body\":{},\"status\":{code},\"at_ms\":{ms}}}\n",
+        js(&req.path),
+        query.join(","),
+        attrs.join(","),
+        js(req.header("content-type").unwrap_or("")),
+        js(&String::from_utf8_lossy(&req.body)),
+    );
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
 }
 
 /// The JSON document of `?echo=1`.

@@ -33,6 +33,14 @@ pub struct ServeArgs {
     /// Address of the gateway that serves the Services' URLs.
     #[arg(long, env = "WISP_GATEWAY_ADDR", default_value = "127.0.0.1:8080")]
     pub gateway_addr: SocketAddr,
+    /// Address of the event plane's ingress: brokers at /{namespace}/{name}, channels at
+    /// /channels/{namespace}/{name}.
+    #[arg(long, env = "WISP_EVENTS_ADDR", default_value = "127.0.0.1:8081")]
+    pub events_addr: SocketAddr,
+    /// Base URL of the ingress as clients reach it (brokers' status.address.url); default:
+    /// http:// and the --events-addr the daemon listens on.
+    #[arg(long, value_name = "URL")]
+    pub events_url: Option<String>,
     /// Domain of Service URLs: http://{name}.{namespace}.{domain}.
     #[arg(long, env = "WISP_DOMAIN", default_value = "localhost")]
     pub domain: String,
@@ -237,7 +245,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the state in {}", args.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
 
-    let admission = wisp_api::admission::Config {
+    let mut admission = wisp_api::admission::Config {
         autoscaler: wisp_api::admission::config::Autoscaler {
             pod_autoscaler_class: options.autoscaler.pod_autoscaler_class.clone(),
             max_scale_limit: options.autoscaler.max_scale_limit,
@@ -245,6 +253,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         ..Default::default()
     };
+    admission.eventing.cesql_check = Some(wisp_eventplane::cesql_check);
     let api = ApiServer::new(store.clone(), args.api_addr.to_string())
         .with_logs(Arc::new(ReplicaLogs(backend.clone())))
         .with_admission_config(admission);
@@ -257,6 +266,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let gw_listener = TcpListener::bind(args.gateway_addr)
         .await
         .with_context(|| format!("cannot listen on --gateway-addr {}", args.gateway_addr))?;
+    let events_listener = TcpListener::bind(args.events_addr)
+        .await
+        .with_context(|| format!("cannot listen on --events-addr {}", args.events_addr))?;
+    let events_addr = events_listener.local_addr()?;
+    let event_log = wisp_eventlog::SqliteLog::open(
+        &args.data_dir.join(wisp_eventlog::FILE_NAME),
+        wisp_eventlog::SqliteOptions::default(),
+    )
+    .with_context(|| format!("cannot open the event log in {}", args.data_dir.display()))?;
+    let event_plane = wisp_eventplane::EventPlane::new(
+        store.clone(),
+        Arc::new(event_log),
+        wisp_eventplane::Config {
+            ingress_url: args
+                .events_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{events_addr}")),
+            gateway: Some(gw_listener.local_addr()?),
+            domain: args.domain.clone(),
+        },
+    );
 
     if !args.image_gc_interval.is_zero() {
         tokio::spawn(collect_images(
@@ -286,10 +316,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .with_data_plane(data_plane.clone());
     let controller_task = tokio::spawn(controller.run());
+    let event_task = tokio::spawn(event_plane.clone().run());
 
     tracing::info!(
         api = %api_listener.local_addr()?,
         gateway = %gw_listener.local_addr()?,
+        events = %events_addr,
         data_dir = %args.data_dir.display(),
         domain = %args.domain,
         startup_ms = started.elapsed().as_millis() as u64,
@@ -306,16 +338,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let gw = gateway.clone();
     let gw_stop = stopped(stop_rx.clone());
     let gateway_task = tokio::spawn(async move { gw.serve(gw_listener, gw_stop).await });
+    let events_server = axum::serve(events_listener, event_plane.router())
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let events_server_task = tokio::spawn(async move { events_server.await });
 
     shutdown_signal().await;
     stopper.stop_watches();
     let _ = stop_tx.send(true);
     controller_task.abort();
+    event_task.abort();
+    event_plane.stop();
     // Drain: every driver stops its replicas (SIGTERM, SIGKILL after their grace); the
     // backend then stops whatever is still running, with a bound on the whole wait.
     data_plane.stop_all();
     backend.shutdown(SHUTDOWN_GRACE).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), gateway_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), events_server_task).await;
     match tokio::time::timeout(Duration::from_secs(5), api_task).await {
         Ok(Ok(r)) => r.context("API server failed")?,
         Ok(Err(e)) => return Err(anyhow::anyhow!("API server task failed: {e}")),

@@ -234,6 +234,8 @@ pub struct Daemon {
     child: Option<Child>,
     pub api_port: u16,
     pub gateway_port: u16,
+    /// The event plane's ingress (brokers, channels).
+    pub events_port: u16,
     pub data_dir: PathBuf,
     /// A private directory for logs, kubectl's HOME and scratch files.
     pub scratch: PathBuf,
@@ -278,7 +280,7 @@ impl Daemon {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (api_port, gateway_port) = (free_port(), free_port());
+            let (api_port, gateway_port, events_port) = (free_port(), free_port(), free_port());
             let log = scratch.join(format!("wisp-{api_port}.log"));
             let logfile = std::fs::File::create(&log).expect("log file");
             let child = Command::new(wisp_bin())
@@ -289,6 +291,8 @@ impl Daemon {
                 .arg(format!("127.0.0.1:{api_port}"))
                 .arg("--gateway-addr")
                 .arg(format!("127.0.0.1:{gateway_port}"))
+                .arg("--events-addr")
+                .arg(format!("127.0.0.1:{events_port}"))
                 .args(flags)
                 .env("NO_COLOR", "1")
                 .env_remove("WISP_SERVER")
@@ -302,6 +306,7 @@ impl Daemon {
                 child: Some(child),
                 api_port,
                 gateway_port,
+                events_port,
                 data_dir: data_dir.clone(),
                 scratch: scratch.clone(),
                 log,
@@ -1105,6 +1110,27 @@ impl Client {
 
     /// `GET path`; a connection the server had closed is retried once on a new one.
     pub fn get(&mut self, path: &str) -> std::io::Result<Response> {
+        self.request("GET", path, &[], b"")
+    }
+
+    /// `POST path` with `headers` and `body` (a `Content-Length` is added); retried once on a
+    /// new connection like [`Client::get`], so it may arrive twice.
+    pub fn post(
+        &mut self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Response> {
+        self.request("POST", path, headers, body)
+    }
+
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Response> {
         loop {
             let fresh = self.conn.is_none();
             if fresh {
@@ -1113,7 +1139,7 @@ impl Client {
                 s.set_nodelay(true)?;
                 self.conn = Some(BufReader::new(s));
             }
-            match self.exchange(path) {
+            match self.exchange(method, path, headers, body) {
                 Ok((resp, keep)) => {
                     if !keep {
                         self.conn = None;
@@ -1130,10 +1156,25 @@ impl Client {
         }
     }
 
-    fn exchange(&mut self, path: &str) -> std::io::Result<(Response, bool)> {
+    fn exchange(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<(Response, bool)> {
         let conn = self.conn.as_mut().expect("connected");
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
-        conn.get_mut().write_all(req.as_bytes())?;
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.host);
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if method != "GET" {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        conn.get_mut().write_all(&bytes)?;
         let (status, headers) = read_head(conn)?;
         let mut keep = !header(&headers, "connection").is_some_and(|v| v.contains("close"));
         let body = if header(&headers, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {

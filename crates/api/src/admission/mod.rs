@@ -11,6 +11,9 @@
 //!    as in Go;
 //! 3. apply Knative's defaults; 4. run Knative's validation and collect every error.
 //!
+//! Eventing kinds (Broker, Trigger, channels, flows, sources) are admitted by `eventing/`,
+//! which follows knative/eventing's webhook; its module docs list where wisp is stricter.
+//!
 //! wisp's deviations, each deliberate: a container with `command` and no `image` is valid (it
 //! runs as a host process); on update, a body that merely lacks the
 //! `serving.knative.dev/creator`/`lastModifier` annotations keeps the stored ones (Knative
@@ -22,6 +25,7 @@
 mod annotations;
 pub mod config;
 mod defaults;
+mod eventing;
 mod legacy;
 mod podspec;
 mod rules;
@@ -30,10 +34,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use config::Config;
+pub use config::{CesqlCheck, Config};
+pub use eventing::{DEFAULT_PING_SCHEDULE, DEFAULT_SERVICE_ACCOUNT};
 pub use legacy::legacy_hint;
 
 use crate::core::{ConfigMap, Event, Namespace, NamespaceStatus, Secret};
+use crate::eventing::{broker, flows, messaging, sources};
 use crate::kinds::ResourceInfo;
 use crate::meta::ObjectMeta;
 use crate::naming;
@@ -127,6 +133,17 @@ pub fn admit(
         (serving::GROUP, "Configuration") => admit_configuration(old, new, in_create, ctx),
         (serving::GROUP, "Route") => admit_route(old, new, ctx),
         (serving::GROUP, "Revision") => admit_revision(old, new, in_create, ctx),
+        (broker::GROUP, "Broker") => eventing::admit_broker(old, new, ctx),
+        (broker::GROUP, "Trigger") => eventing::admit_trigger(old, new, ctx),
+        (messaging::GROUP, "Channel") => eventing::admit_channel(old, new, ctx),
+        (messaging::GROUP, "InMemoryChannel") => eventing::admit_in_memory_channel(new, ctx),
+        (messaging::GROUP, "Subscription") => eventing::admit_subscription(old, new, ctx),
+        (flows::GROUP, "Sequence") => eventing::admit_sequence(new, ctx),
+        (flows::GROUP, "Parallel") => eventing::admit_parallel(new, ctx),
+        (sources::GROUP, "PingSource") => eventing::admit_ping_source(new, ctx),
+        (sources::GROUP, "ApiServerSource") => eventing::admit_api_server_source(new, ctx),
+        (sources::GROUP, "ContainerSource") => eventing::admit_container_source(new, ctx),
+        (sources::GROUP, "SinkBinding") => eventing::admit_sink_binding(new, ctx),
         ("", "Namespace") => admit_namespace(new, in_create),
         ("", "ConfigMap") => admit_config_map(old, new),
         ("", "Secret") => admit_secret(old, new),

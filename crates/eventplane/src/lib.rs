@@ -1,0 +1,252 @@
+//! The event plane: what Knative's broker ingress, broker filter, channel dispatchers, ping
+//! adapter and eventing controllers do, as tasks of the daemon.
+//!
+//! Shape: the ingress ([`ingress`]) appends accepted events to a durable log (the
+//! `wisp-eventlog` trait; SQLite by default), one stream per broker. Each trigger is a
+//! consumer of its broker's stream ([`dispatch`]): it reads from its cursor, filters, and
+//! delivers ([`deliver`]) with retries and dead letters; replies go back into the broker's
+//! stream. Sources produce into streams of their own ([`ping`]). The reconciler
+//! ([`reconcile`], pure) derives all of that, and every eventing object's status, from the
+//! objects in the store; [`EventPlane::run`] is its I/O loop.
+//!
+//! Why the event plane reads the store directly rather than through the serving controller's
+//! caches: eventing reacts to few kinds and recomputes its whole picture on any change
+//! (cheap at one machine's scale), so a watch of the store and a debounce are all it needs.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use wisp_api::kinds::{self, ResourceInfo};
+use wisp_eventlog::EventLog;
+use wisp_store::{Store, StoreError};
+
+pub mod deliver;
+pub mod dispatch;
+pub mod ingress;
+pub mod ping;
+pub mod reconcile;
+
+use deliver::Sender;
+use dispatch::Dispatcher;
+use ingress::Addresses;
+use reconcile::{Settings, World};
+
+/// Changes are gathered this long before one reconcile.
+const DEBOUNCE: Duration = Duration::from_millis(20);
+
+/// The kinds whose changes the event plane reacts to.
+const WATCHED: &[&ResourceInfo] = &[
+    &kinds::BROKERS,
+    &kinds::TRIGGERS,
+    &kinds::PING_SOURCES,
+    &kinds::SERVICES,
+];
+
+/// Settings of the event plane.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Base URL of the ingress as clients reach it (brokers' `status.address.url`).
+    pub ingress_url: String,
+    /// The gateway, where deliveries to Services go.
+    pub gateway: Option<SocketAddr>,
+    /// The serving domain: hosts under it are the gateway's.
+    pub domain: String,
+}
+
+/// The running event plane. Cheap to share.
+pub struct EventPlane {
+    store: Arc<dyn Store>,
+    log: Arc<dyn EventLog>,
+    settings: Settings,
+    addresses: Arc<Addresses>,
+    dispatcher: Dispatcher,
+    pings: watch::Sender<Vec<reconcile::PingSpec>>,
+    /// Broker streams seen, to delete the streams of deleted brokers.
+    streams: Mutex<HashSet<String>>,
+}
+
+impl EventPlane {
+    pub fn new(store: Arc<dyn Store>, log: Arc<dyn EventLog>, config: Config) -> Arc<EventPlane> {
+        let sender = Sender::new(log.clone(), config.gateway, &config.domain);
+        let (pings, rx) = watch::channel(Vec::new());
+        tokio::spawn(ping::run(log.clone(), rx));
+        Arc::new(EventPlane {
+            store,
+            log,
+            settings: Settings {
+                ingress_url: config.ingress_url,
+            },
+            addresses: Arc::default(),
+            dispatcher: Dispatcher::new(sender),
+            pings,
+            streams: Mutex::default(),
+        })
+    }
+
+    /// The ingress's HTTP routes.
+    pub fn router(&self) -> axum::Router {
+        ingress::router(self.log.clone(), self.addresses.clone())
+    }
+
+    /// Delivery counters (delivered, dead-lettered, dropped).
+    pub fn counters(&self) -> Arc<dispatch::Counters> {
+        self.dispatcher.counters.clone()
+    }
+
+    /// Stops every consumer; cursors stay for the next start.
+    pub fn stop(&self) {
+        self.dispatcher.stop_all();
+    }
+
+    /// Reconciles on every relevant change of the store, forever.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let rv = match self.reconcile_once().await {
+                Ok(rv) => rv,
+                Err(e) => {
+                    tracing::warn!(error = %e, "eventing reconcile failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let mut events = match self.store.watch(None, None, rv).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::info!(error = %e, "eventing watch failed; listing again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let watched: Vec<String> = WATCHED.iter().map(|k| kinds::storage_key(k)).collect();
+            'watch: loop {
+                // Wait for a relevant change, then gather what follows for a moment.
+                loop {
+                    match events.recv().await {
+                        Some(Ok(e)) if watched.contains(&e.resource) => break,
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => break 'watch,
+                    }
+                }
+                let deadline = tokio::time::Instant::now() + DEBOUNCE;
+                while let Ok(Some(e)) = tokio::time::timeout_at(deadline, events.recv()).await {
+                    if e.is_err() {
+                        break 'watch;
+                    }
+                }
+                if let Err(e) = self.reconcile_once().await {
+                    tracing::warn!(error = %e, "eventing reconcile failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    async fn list<T: DeserializeOwned>(
+        &self,
+        info: &ResourceInfo,
+    ) -> Result<(Vec<T>, u64), StoreError> {
+        let list = self.store.list(&kinds::storage_key(info), None).await?;
+        let items = list
+            .items
+            .into_iter()
+            .filter_map(|v| match serde_json::from_value(v) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(kind = info.kind, error = %e, "skipping an object the event plane cannot read");
+                    None
+                }
+            })
+            .collect();
+        Ok((items, list.resource_version))
+    }
+
+    /// One pass: read, decide, write statuses, apply. Returns the store's version it read.
+    async fn reconcile_once(&self) -> Result<u64, StoreError> {
+        let (brokers, rv1) = self.list(&kinds::BROKERS).await?;
+        let (triggers, rv2) = self.list(&kinds::TRIGGERS).await?;
+        let (pings, rv3) = self.list(&kinds::PING_SOURCES).await?;
+        let (services, rv4) = self.list(&kinds::SERVICES).await?;
+        let world = World {
+            brokers,
+            triggers,
+            pings,
+            services,
+        };
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let plan = reconcile::reconcile(&world, &self.settings, &now);
+
+        // Streams first, so the ingress never accepts for a stream that is being dropped.
+        let gone: Vec<String> = {
+            let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+            let now: HashSet<String> = plan.broker_streams.values().cloned().collect();
+            let gone = streams.difference(&now).cloned().collect();
+            *streams = now;
+            gone
+        };
+        let mut wanted: HashSet<&str> = plan.broker_streams.values().map(String::as_str).collect();
+        wanted.extend(plan.consumers.iter().map(|c| c.stream.as_str()));
+        for stream in wanted {
+            if let Err(e) = self.log.ensure_stream(stream).await {
+                tracing::warn!(%stream, error = %e, "cannot create an event stream");
+            }
+        }
+        let addresses: HashMap<(String, String), String> = plan.broker_streams.clone();
+        self.addresses.set_brokers(addresses);
+        for s in gone {
+            if let Err(e) = self.log.delete_stream(&s).await {
+                tracing::warn!(stream = %s, error = %e, "cannot delete a deleted broker's events");
+            }
+        }
+        self.dispatcher.apply(plan.consumers).await;
+        self.pings.send_replace(plan.schedules);
+
+        for (old, new) in world.brokers.iter().zip(&plan.brokers) {
+            self.write_status(&kinds::BROKERS, &old.status, new).await;
+        }
+        for (old, new) in world.triggers.iter().zip(&plan.triggers) {
+            self.write_status(&kinds::TRIGGERS, &old.status, new).await;
+        }
+        for (old, new) in world.pings.iter().zip(&plan.pings) {
+            self.write_status(&kinds::PING_SOURCES, &old.status, new)
+                .await;
+        }
+        Ok(rv1.max(rv2).max(rv3).max(rv4))
+    }
+
+    /// Writes `new`'s status when it differs from `old_status`. A conflict is left for the
+    /// next pass (the change that caused it triggers one).
+    async fn write_status<S: Serialize + PartialEq, T: Serialize>(
+        &self,
+        info: &ResourceInfo,
+        old_status: &S,
+        new: &T,
+    ) {
+        let Ok(value) = serde_json::to_value(new) else {
+            return;
+        };
+        if serde_json::to_value(old_status).ok().as_ref() == value.get("status") {
+            return;
+        }
+        if let Err(e) = self
+            .store
+            .update_status(&kinds::storage_key(info), value)
+            .await
+            && !matches!(e, StoreError::Conflict { .. } | StoreError::NotFound { .. })
+        {
+            tracing::warn!(kind = info.kind, error = %e, "cannot write a status");
+        }
+    }
+}
+
+/// The admission webhook's CESQL check (`wisp_api::admission::CesqlCheck`): a Trigger whose
+/// `cesql` filter does not parse is refused when it is written, not when events arrive.
+pub fn cesql_check(expression: &str) -> Result<(), String> {
+    wisp_eventing::cesql::Expression::parse(expression)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
