@@ -645,3 +645,137 @@ fn accepted_events_survive_kill_9() {
     }
     drop(d);
 }
+
+/// The ingress path of an addressable object's `status.address.url`, once Ready.
+fn address_path(d: &Daemon, path: &str) -> String {
+    let obj = wait_ready(d, path);
+    let url = s(&obj, "/status/address/url");
+    let prefix = format!("http://127.0.0.1:{}", d.events_port);
+    url.strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{url} is not on the ingress {prefix}"))
+        .to_string()
+}
+
+fn sink_ref(name: &str, uri: &str, indent: &str) -> String {
+    format!(
+        "{indent}ref:\n{indent}  apiVersion: serving.knative.dev/v1\n{indent}  kind: Service\n{indent}  name: {name}\n{indent}uri: {uri}\n"
+    )
+}
+
+/// A channel delivers every event to every subscription; a subscription's reply goes to its
+/// reply destination.
+#[test]
+fn channel_delivers_to_every_subscription() {
+    let mark = unique("ev-channel");
+    let _sweep = Sweep(mark.clone());
+    let d = Daemon::start();
+    let rec = Recorder::new(&d, "channel");
+    sink(&d, "sink", &rec, &mark, &[]);
+    apply(
+        &d,
+        "apiVersion: messaging.knative.dev/v1\nkind: Channel\nmetadata:\n  name: ch\n",
+    );
+    for (name, uri, reply) in [
+        ("s1", "/s1", None),
+        ("s2", "/s2?reply=dev.example.answer", Some("/answers")),
+    ] {
+        let reply = reply
+            .map(|r| format!("  reply:\n{}", sink_ref("sink", r, "    ")))
+            .unwrap_or_default();
+        apply(
+            &d,
+            &format!(
+                "apiVersion: messaging.knative.dev/v1\nkind: Subscription\nmetadata:\n  name: {name}\nspec:\n  channel:\n    apiVersion: messaging.knative.dev/v1\n    kind: Channel\n    name: ch\n  subscriber:\n{}{reply}",
+                sink_ref("sink", uri, "    ")
+            ),
+        );
+        wait_ready(
+            &d,
+            &format!("/apis/messaging.knative.dev/v1/namespaces/default/subscriptions/{name}"),
+        );
+    }
+    let path = address_path(
+        &d,
+        "/apis/messaging.knative.dev/v1/namespaces/default/channels/ch",
+    );
+    assert_eq!(path, "/channels/default/ch");
+    accepted(send(&d, &path, "c1", "dev.example.any", &[], "{\"c\":1}"));
+    rec.wait_ids("/s1", &["c1"]);
+    rec.wait_ids("/s2", &["c1"]);
+    let got = rec.wait_ids("/answers", &["reply-c1"]);
+    assert_eq!(got[0]["body"], "{\"c\":1}");
+    let ch = d.get_json("/apis/messaging.knative.dev/v1/namespaces/default/channels/ch");
+    assert_eq!(
+        ch["status"]["subscribers"].as_array().map(Vec::len),
+        Some(2),
+        "{ch}"
+    );
+}
+
+/// A Sequence calls its steps in order, each step's reply feeding the next, and the last
+/// reply goes to the sequence's reply.
+#[test]
+fn sequence_chains_its_steps() {
+    let mark = unique("ev-seq");
+    let _sweep = Sweep(mark.clone());
+    let d = Daemon::start();
+    let rec = Recorder::new(&d, "seq");
+    sink(&d, "sink", &rec, &mark, &[]);
+    apply(
+        &d,
+        &format!(
+            "apiVersion: flows.knative.dev/v1\nkind: Sequence\nmetadata:\n  name: seq\nspec:\n  steps:\n  - {}  - {}  reply:\n{}",
+            sink_ref("sink", "/step0?reply=dev.example.one", "    ").trim_start(),
+            sink_ref("sink", "/step1?reply=dev.example.two", "    ").trim_start(),
+            sink_ref("sink", "/done", "    "),
+        ),
+    );
+    let path = address_path(
+        &d,
+        "/apis/flows.knative.dev/v1/namespaces/default/sequences/seq",
+    );
+    accepted(send(&d, &path, "q1", "dev.example.start", &[], "{\"q\":1}"));
+    rec.wait_ids("/step0", &["q1"]);
+    rec.wait_ids("/step1", &["reply-q1"]);
+    let done = rec.wait_ids("/done", &["reply-reply-q1"]);
+    assert_eq!(done[0]["attributes"]["type"], "dev.example.two");
+    assert_eq!(done[0]["body"], "{\"q\":1}");
+}
+
+/// A Parallel sends each event to every branch; a branch's filter passes the event on by
+/// replying with it, and drops it by answering without an event.
+#[test]
+fn parallel_fans_out_through_filters() {
+    let mark = unique("ev-par");
+    let _sweep = Sweep(mark.clone());
+    let d = Daemon::start();
+    let rec = Recorder::new(&d, "par");
+    sink(&d, "sink", &rec, &mark, &[]);
+    apply(
+        &d,
+        &format!(
+            "apiVersion: flows.knative.dev/v1\nkind: Parallel\nmetadata:\n  name: par\nspec:\n  branches:\n  - filter:\n{}    subscriber:\n{}  - filter:\n{}    subscriber:\n{}  - subscriber:\n{}",
+            sink_ref("sink", "/pass?reply=dev.example.passed", "      "),
+            sink_ref("sink", "/b0", "      "),
+            sink_ref("sink", "/drop", "      "),
+            sink_ref("sink", "/b1", "      "),
+            sink_ref("sink", "/b2", "      "),
+        ),
+    );
+    let path = address_path(
+        &d,
+        "/apis/flows.knative.dev/v1/namespaces/default/parallels/par",
+    );
+    accepted(send(&d, &path, "p1", "dev.example.start", &[], "{}"));
+    rec.wait_ids("/b0", &["reply-p1"]);
+    rec.wait_ids("/b2", &["p1"]);
+    rec.wait_ids("/drop", &["p1"]);
+    // The dropping filter answered before branch 2's delivery was recorded? Not necessarily:
+    // wait for a second event through every branch, then nothing reached b1.
+    accepted(send(&d, &path, "p2", "dev.example.start", &[], "{}"));
+    rec.wait_ids("/b0", &["reply-p2"]);
+    rec.wait_ids("/drop", &["p2"]);
+    rec.wait_ids("/b2", &["p2"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(rec.at("/b1").is_empty(), "{:?}", rec.at("/b1"));
+}

@@ -18,7 +18,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use wisp_api::kinds::{self, ResourceInfo};
@@ -45,6 +44,11 @@ const WATCHED: &[&ResourceInfo] = &[
     &kinds::TRIGGERS,
     &kinds::PING_SOURCES,
     &kinds::SERVICES,
+    &kinds::CHANNELS,
+    &kinds::IN_MEMORY_CHANNELS,
+    &kinds::SUBSCRIPTIONS,
+    &kinds::SEQUENCES,
+    &kinds::PARALLELS,
 ];
 
 /// Settings of the event plane.
@@ -171,11 +175,21 @@ impl EventPlane {
         let (triggers, rv2) = self.list(&kinds::TRIGGERS).await?;
         let (pings, rv3) = self.list(&kinds::PING_SOURCES).await?;
         let (services, rv4) = self.list(&kinds::SERVICES).await?;
+        let (channels, rv5) = self.list(&kinds::CHANNELS).await?;
+        let (in_memory_channels, rv6) = self.list(&kinds::IN_MEMORY_CHANNELS).await?;
+        let (subscriptions, rv7) = self.list(&kinds::SUBSCRIPTIONS).await?;
+        let (sequences, rv8) = self.list(&kinds::SEQUENCES).await?;
+        let (parallels, rv9) = self.list(&kinds::PARALLELS).await?;
         let world = World {
             brokers,
             triggers,
             pings,
             services,
+            channels,
+            in_memory_channels,
+            subscriptions,
+            sequences,
+            parallels,
         };
         let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let plan = reconcile::reconcile(&world, &self.settings, &now);
@@ -183,12 +197,22 @@ impl EventPlane {
         // Streams first, so the ingress never accepts for a stream that is being dropped.
         let gone: Vec<String> = {
             let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-            let now: HashSet<String> = plan.broker_streams.values().cloned().collect();
+            let now: HashSet<String> = plan
+                .broker_streams
+                .values()
+                .chain(plan.channel_streams.values())
+                .cloned()
+                .collect();
             let gone = streams.difference(&now).cloned().collect();
             *streams = now;
             gone
         };
-        let mut wanted: HashSet<&str> = plan.broker_streams.values().map(String::as_str).collect();
+        let mut wanted: HashSet<&str> = plan
+            .broker_streams
+            .values()
+            .chain(plan.channel_streams.values())
+            .map(String::as_str)
+            .collect();
         wanted.extend(plan.consumers.iter().map(|c| c.stream.as_str()));
         for stream in wanted {
             if let Err(e) = self.log.ensure_stream(stream).await {
@@ -197,6 +221,7 @@ impl EventPlane {
         }
         let addresses: HashMap<(String, String), String> = plan.broker_streams.clone();
         self.addresses.set_brokers(addresses);
+        self.addresses.set_channels(plan.channel_streams.clone());
         for s in gone {
             if let Err(e) = self.log.delete_stream(&s).await {
                 tracing::warn!(stream = %s, error = %e, "cannot delete a deleted broker's events");
@@ -205,40 +230,28 @@ impl EventPlane {
         self.dispatcher.apply(plan.consumers).await;
         self.pings.send_replace(plan.schedules);
 
-        for (old, new) in world.brokers.iter().zip(&plan.brokers) {
-            self.write_status(&kinds::BROKERS, &old.status, new).await;
+        for w in plan.writes {
+            self.write_status(w).await;
         }
-        for (old, new) in world.triggers.iter().zip(&plan.triggers) {
-            self.write_status(&kinds::TRIGGERS, &old.status, new).await;
-        }
-        for (old, new) in world.pings.iter().zip(&plan.pings) {
-            self.write_status(&kinds::PING_SOURCES, &old.status, new)
-                .await;
-        }
-        Ok(rv1.max(rv2).max(rv3).max(rv4))
+        Ok([rv1, rv2, rv3, rv4, rv5, rv6, rv7, rv8, rv9]
+            .into_iter()
+            .max()
+            .unwrap_or(0))
     }
 
-    /// Writes `new`'s status when it differs from `old_status`. A conflict is left for the
-    /// next pass (the change that caused it triggers one).
-    async fn write_status<S: Serialize + PartialEq, T: Serialize>(
-        &self,
-        info: &ResourceInfo,
-        old_status: &S,
-        new: &T,
-    ) {
-        let Ok(value) = serde_json::to_value(new) else {
-            return;
-        };
-        if serde_json::to_value(old_status).ok().as_ref() == value.get("status") {
+    /// Writes a status that differs from the stored one. A conflict is left for the next
+    /// pass (the change that caused it triggers one).
+    async fn write_status(&self, w: reconcile::StatusWrite) {
+        if w.new.get("status") == Some(&w.old) {
             return;
         }
         if let Err(e) = self
             .store
-            .update_status(&kinds::storage_key(info), value)
+            .update_status(&kinds::storage_key(w.info), w.new)
             .await
             && !matches!(e, StoreError::Conflict { .. } | StoreError::NotFound { .. })
         {
-            tracing::warn!(kind = info.kind, error = %e, "cannot write a status");
+            tracing::warn!(kind = w.info.kind, error = %e, "cannot write a status");
         }
     }
 }

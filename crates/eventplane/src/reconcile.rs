@@ -10,11 +10,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde::Serialize;
+use serde_json::Value;
 use wisp_api::eventing::{
     Broker, BrokerStatus, DeliverySpec, Destination, PingSource, SourceStatus, Trigger,
     TriggerStatus,
 };
-use wisp_api::eventing::{CloudEventAttributes, KReference};
+use wisp_api::eventing::{
+    Channel, CloudEventAttributes, InMemoryChannel, KReference, Parallel, Sequence, Subscription,
+};
+use wisp_api::kinds::{self, ResourceInfo};
 use wisp_api::meta::{Condition, ConditionSet, ConditionStatus, READY, keep_transition_times};
 use wisp_api::serving::{Addressable, Service};
 use wisp_eventing::delivery::RetryPolicy;
@@ -66,6 +71,11 @@ pub struct World {
     pub triggers: Vec<Trigger>,
     pub pings: Vec<PingSource>,
     pub services: Vec<Service>,
+    pub channels: Vec<Channel>,
+    pub in_memory_channels: Vec<InMemoryChannel>,
+    pub subscriptions: Vec<Subscription>,
+    pub sequences: Vec<Sequence>,
+    pub parallels: Vec<Parallel>,
 }
 
 /// Settings.
@@ -91,16 +101,34 @@ pub struct PingSpec {
     pub stream: String,
 }
 
+/// A status to write when it differs from the stored one.
+pub struct StatusWrite {
+    pub info: &'static ResourceInfo,
+    /// The stored status.
+    pub old: Value,
+    /// The whole object with its new status.
+    pub new: Value,
+}
+
 /// What the event plane should be, and the statuses to write.
 #[derive(Default)]
 pub struct Plan {
-    pub brokers: Vec<Broker>,
-    pub triggers: Vec<Trigger>,
-    pub pings: Vec<PingSource>,
+    pub writes: Vec<StatusWrite>,
     /// Ready brokers: `(namespace, name)` -> stream.
     pub broker_streams: HashMap<(String, String), String>,
+    /// Channels (and the channels of flows): `(namespace, name)` -> stream.
+    pub channel_streams: HashMap<(String, String), String>,
     pub consumers: Vec<ConsumerSpec>,
     pub schedules: Vec<PingSpec>,
+}
+
+impl Plan {
+    fn write<S: Serialize, T: Serialize>(&mut self, info: &'static ResourceInfo, old: &S, new: &T) {
+        let (Ok(old), Ok(new)) = (serde_json::to_value(old), serde_json::to_value(new)) else {
+            return;
+        };
+        self.writes.push(StatusWrite { info, old, new });
+    }
 }
 
 /// Broker streams' names start with this.
@@ -119,10 +147,31 @@ pub fn broker_url(settings: &Settings, ns: &str, name: &str) -> String {
     format!("{}/{ns}/{name}", settings.ingress_url.trim_end_matches('/'))
 }
 
+mod messaging;
+
+/// Channel streams' names start with this.
+pub const CHANNEL_STREAM_PREFIX: &str = "channel/";
+
+pub fn channel_stream(ns: &str, name: &str) -> String {
+    format!("{CHANNEL_STREAM_PREFIX}{ns}/{name}")
+}
+
+/// Channel URL: the ingress, then `/channels/{namespace}/{name}`.
+pub fn channel_url(settings: &Settings, ns: &str, name: &str) -> String {
+    format!(
+        "{}/channels/{ns}/{name}",
+        settings.ingress_url.trim_end_matches('/')
+    )
+}
+
 struct Resolver<'a> {
     settings: &'a Settings,
     services: HashMap<(&'a str, &'a str), &'a Service>,
     ready_brokers: HashMap<(&'a str, &'a str), bool>,
+    /// Channels that exist (user channels and the channels of flows).
+    channels: std::collections::HashSet<(String, String)>,
+    /// Sequences and Parallels: `(kind, namespace, name)` -> the channel events enter by.
+    flows: HashMap<(&'static str, String, String), String>,
 }
 
 impl Resolver<'_> {
@@ -166,6 +215,33 @@ impl Resolver<'_> {
                         format!("Service {ns}/{} has no address yet (not ready)", r.name)
                     })
             }
+            ("messaging.knative.dev", "Channel" | "InMemoryChannel") => {
+                if self.channels.contains(&(ns.to_string(), r.name.clone())) {
+                    Ok(channel_url(self.settings, ns, &r.name))
+                } else {
+                    Err(format!(
+                        "failed to get object {ns}/{}: {} {:?} not found",
+                        r.name,
+                        if r.kind == "Channel" {
+                            "channels.messaging.knative.dev"
+                        } else {
+                            "inmemorychannels.messaging.knative.dev"
+                        },
+                        r.name
+                    ))
+                }
+            }
+            ("flows.knative.dev", kind @ ("Sequence" | "Parallel")) => {
+                let kind: &'static str = if kind == "Sequence" {
+                    "Sequence"
+                } else {
+                    "Parallel"
+                };
+                match self.flows.get(&(kind, ns.to_string(), r.name.clone())) {
+                    Some(channel) => Ok(channel_url(self.settings, ns, channel)),
+                    None => Err(format!("{kind} {ns}/{} not found", r.name)),
+                }
+            }
             ("eventing.knative.dev", "Broker") => {
                 match self.ready_brokers.get(&(ns, r.name.as_str())) {
                     Some(_) => Ok(broker_url(self.settings, ns, &r.name)),
@@ -182,10 +258,18 @@ impl Resolver<'_> {
         }
     }
 
-    /// Addresses of wisp's own brokers become appends to their streams.
+    /// Addresses of wisp's own brokers and channels become appends to their streams.
     fn target_of(&self, url: &str) -> Target {
         let base = self.settings.ingress_url.trim_end_matches('/');
         if let Some(path) = url.strip_prefix(base) {
+            if let Some(rest) = path.strip_prefix("/channels/") {
+                let mut parts = rest.trim_matches('/').split('/');
+                if let (Some(ns), Some(name), None) = (parts.next(), parts.next(), parts.next())
+                    && self.channels.contains(&(ns.to_string(), name.to_string()))
+                {
+                    return Target::Stream(channel_stream(ns, name));
+                }
+            }
             let mut parts = path.trim_matches('/').split('/');
             if let (Some(ns), Some(name), None) = (parts.next(), parts.next(), parts.next())
                 && self.ready_brokers.contains_key(&(ns, name))
@@ -245,6 +329,8 @@ pub fn reconcile(world: &World, settings: &Settings, now: &str) -> Plan {
             .map(|s| ((s.metadata.namespace.as_str(), s.metadata.name.as_str()), s))
             .collect(),
         ready_brokers: HashMap::new(),
+        channels: messaging::channel_names(world),
+        flows: messaging::flow_entries(world),
     };
     // Brokers first: triggers and destinations depend on them. A broker is ready once its
     // dead letter sink (if any) resolves; its own address never depends on anything.
@@ -326,9 +412,9 @@ pub fn reconcile(world: &World, settings: &Settings, now: &str) -> Plan {
             (ns.to_string(), name.to_string()),
             (dls_target, b.spec.delivery.clone()),
         );
-        let mut b = b.clone();
-        b.status = status;
-        plan.brokers.push(b);
+        let mut new = b.clone();
+        new.status = status;
+        plan.write(&kinds::BROKERS, &b.status, &new);
     }
 
     for t in &world.triggers {
@@ -453,10 +539,12 @@ pub fn reconcile(world: &World, settings: &Settings, now: &str) -> Plan {
         }
         finish(&mut status.conditions, &t.status.conditions);
         plan.consumers.extend(consumer);
-        let mut t = t.clone();
-        t.status = status;
-        plan.triggers.push(t);
+        let mut new = t.clone();
+        new.status = status;
+        plan.write(&kinds::TRIGGERS, &t.status, &new);
     }
+
+    messaging::reconcile(world, &resolver, settings, now, &mut plan);
 
     for p in &world.pings {
         let (ns, name) = (p.metadata.namespace.as_str(), p.metadata.name.as_str());
@@ -524,9 +612,9 @@ pub fn reconcile(world: &World, settings: &Settings, now: &str) -> Plan {
                 stream,
             });
         }
-        let mut p = p.clone();
-        p.status = status;
-        plan.pings.push(p);
+        let mut new = p.clone();
+        new.status = status;
+        plan.write(&kinds::PING_SOURCES, &p.status, &new);
     }
     plan
 }
