@@ -779,3 +779,182 @@ fn parallel_fans_out_through_filters() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(rec.at("/b1").is_empty(), "{:?}", rec.at("/b1"));
 }
+
+/// A broker whose one trigger sends everything to the recorder at `path`.
+fn broker_to(d: &Daemon, path: &str) {
+    apply(d, BROKER);
+    apply(d, &trigger_yaml("everything", "", &ksvc("sink", path)));
+    wait_ready(d, &format!("{TRIGGERS}/everything"));
+}
+
+const BROKER_SINK: &str = "    sink:\n      ref:\n        apiVersion: eventing.knative.dev/v1\n        kind: Broker\n        name: default\n";
+
+/// A ContainerSource runs its container with K_SINK (and K_CE_OVERRIDES), here the test app
+/// emitting three events into a broker; deleting the source stops it.
+#[test]
+fn container_source_runs_with_k_sink() {
+    let mark = unique("ev-cs");
+    let _sweep = Sweep(mark.clone());
+    let d = Daemon::start();
+    let rec = Recorder::new(&d, "cs");
+    sink(&d, "sink", &rec, &mark, &[]);
+    broker_to(&d, "/cs");
+    let app = testapp_bin();
+    apply(
+        &d,
+        &format!(
+            "apiVersion: sources.knative.dev/v1\nkind: ContainerSource\nmetadata:\n  name: emitter\nspec:\n  template:\n    spec:\n      containers:\n      - command: [\"{}\"]\n        env:\n        - name: EMIT_EVENTS\n          value: \"3\"\n        - name: {MARK}\n          value: {mark}\n  ceOverrides:\n    extensions:\n      origin: cs\n{}",
+            app.display(),
+            BROKER_SINK
+                .replace("    sink:", "  sink:")
+                .replace("\n      ", "\n    ")
+        ),
+    );
+    let src = wait_ready(
+        &d,
+        "/apis/sources.knative.dev/v1/namespaces/default/containersources/emitter",
+    );
+    assert!(
+        s(&src, "/status/sinkUri").ends_with("/default/default"),
+        "{src}"
+    );
+    let got = wait_for("three emitted events", || {
+        let got = rec.at("/cs");
+        if got.len() >= 3 {
+            Ok(got)
+        } else {
+            Err(format!("{}", got.len()))
+        }
+    });
+    assert!(
+        got.iter()
+            .all(|e| e["attributes"]["type"] == "dev.wisp.testapp.emitted"
+                && e["attributes"]["origin"] == "cs"),
+        "{got:?}"
+    );
+    d.wisp(&["delete", "containersource", "emitter"]).success();
+    wait_for("the source's Service to go", || {
+        match d.service("emitter-source") {
+            None => Ok(()),
+            Some(_) => Err("still there".to_string()),
+        }
+    });
+}
+
+/// A SinkBinding gives its subject Service K_SINK: a new revision rolls out with it; deleting
+/// the binding rolls out one without it.
+#[test]
+fn sink_binding_injects_k_sink_into_its_subject() {
+    let mark = unique("ev-sb");
+    let _sweep = Sweep(mark.clone());
+    let d = Daemon::start();
+    let rec = Recorder::new(&d, "sb");
+    sink(&d, "sink", &rec, &mark, &[]);
+    broker_to(&d, "/sb");
+    let svc = testapp_service(
+        "emitter",
+        &[("EMIT_EVENTS", "2"), (MARK, &mark)],
+        &[("autoscaling.knative.dev/min-scale", "1")],
+        json!({}),
+    );
+    d.create_service(&svc);
+    d.wait_service_ready("emitter");
+    apply(
+        &d,
+        &format!(
+            "apiVersion: sources.knative.dev/v1\nkind: SinkBinding\nmetadata:\n  name: bind\nspec:\n  subject:\n    apiVersion: serving.knative.dev/v1\n    kind: Service\n    name: emitter\n{}",
+            BROKER_SINK
+                .replace("    sink:", "  sink:")
+                .replace("\n      ", "\n    ")
+        ),
+    );
+    wait_ready(
+        &d,
+        "/apis/sources.knative.dev/v1/namespaces/default/sinkbindings/bind",
+    );
+    let got = wait_for("events from the bound revision", || {
+        let ids = rec.ids_at("/sb");
+        if ids.iter().any(|i| i.starts_with("emitter-00002-")) {
+            Ok(ids)
+        } else {
+            Err(format!("{ids:?}"))
+        }
+    });
+    assert!(
+        !got.iter().any(|i| i.starts_with("emitter-00001-")),
+        "the first revision had no K_SINK: {got:?}"
+    );
+    d.wisp(&["delete", "sinkbinding", "bind"]).success();
+    wait_for("a revision without K_SINK", || {
+        let rev = d.revision("emitter-00003").ok_or("no emitter-00003 yet")?;
+        let env = &rev["spec"]["containers"][0]["env"];
+        if env
+            .as_array()
+            .is_some_and(|e| e.iter().all(|v| v["name"] != "K_SINK"))
+        {
+            Ok(())
+        } else {
+            Err(env.to_string())
+        }
+    });
+}
+
+/// An ApiServerSource turns changes of the namespace's ConfigMaps into events.
+#[test]
+fn api_server_source_reports_object_changes() {
+    let mark = unique("ev-api");
+    let _sweep = Sweep(mark.clone());
+    let d = Daemon::start();
+    let rec = Recorder::new(&d, "api");
+    sink(&d, "sink", &rec, &mark, &[]);
+    broker_to(&d, "/api");
+    apply(
+        &d,
+        &format!(
+            "apiVersion: sources.knative.dev/v1\nkind: ApiServerSource\nmetadata:\n  name: cms\nspec:\n  mode: Resource\n  resources:\n  - apiVersion: v1\n    kind: ConfigMap\n{}",
+            BROKER_SINK
+                .replace("    sink:", "  sink:")
+                .replace("\n      ", "\n    ")
+        ),
+    );
+    wait_ready(
+        &d,
+        "/apis/sources.knative.dev/v1/namespaces/default/apiserversources/cms",
+    );
+    apply(
+        &d,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  k: v\n",
+    );
+    let got = wait_for("the ConfigMap's add event", || {
+        let got: Vec<Value> = rec
+            .at("/api")
+            .into_iter()
+            .filter(|e| e["attributes"]["type"] == "dev.knative.apiserver.resource.add")
+            .collect();
+        if got.is_empty() {
+            Err("none yet".to_string())
+        } else {
+            Ok(got)
+        }
+    });
+    let e = &got[0];
+    assert_eq!(
+        e["attributes"]["subject"], "/api/v1/namespaces/default/configmaps/watched",
+        "{e}"
+    );
+    let data: Value = serde_json::from_str(e["body"].as_str().unwrap()).unwrap();
+    assert_eq!(data["data"]["k"], "v", "{data}");
+    d.wisp(&["delete", "configmap", "watched"]).success();
+    wait_for("the delete event", || {
+        let n = rec
+            .at("/api")
+            .iter()
+            .filter(|e| e["attributes"]["type"] == "dev.knative.apiserver.resource.delete")
+            .count();
+        if n > 0 {
+            Ok(())
+        } else {
+            Err("none yet".into())
+        }
+    });
+}

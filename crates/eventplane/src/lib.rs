@@ -24,6 +24,7 @@ use wisp_api::kinds::{self, ResourceInfo};
 use wisp_eventlog::EventLog;
 use wisp_store::{Store, StoreError};
 
+pub mod apiwatch;
 pub mod deliver;
 pub mod dispatch;
 pub mod ingress;
@@ -49,6 +50,9 @@ const WATCHED: &[&ResourceInfo] = &[
     &kinds::SUBSCRIPTIONS,
     &kinds::SEQUENCES,
     &kinds::PARALLELS,
+    &kinds::SINK_BINDINGS,
+    &kinds::CONTAINER_SOURCES,
+    &kinds::API_SERVER_SOURCES,
 ];
 
 /// Settings of the event plane.
@@ -60,6 +64,8 @@ pub struct Config {
     pub gateway: Option<SocketAddr>,
     /// The serving domain: hosts under it are the gateway's.
     pub domain: String,
+    /// The API server's URL: the `source` of ApiServerSource events.
+    pub api_url: String,
 }
 
 /// The running event plane. Cheap to share.
@@ -70,6 +76,7 @@ pub struct EventPlane {
     addresses: Arc<Addresses>,
     dispatcher: Dispatcher,
     pings: watch::Sender<Vec<reconcile::PingSpec>>,
+    api_watches: watch::Sender<Vec<reconcile::sources::ApiWatchSpec>>,
     /// Broker streams seen, to delete the streams of deleted brokers.
     streams: Mutex<HashSet<String>>,
 }
@@ -79,6 +86,13 @@ impl EventPlane {
         let sender = Sender::new(log.clone(), config.gateway, &config.domain);
         let (pings, rx) = watch::channel(Vec::new());
         tokio::spawn(ping::run(log.clone(), rx));
+        let (api_watches, rx) = watch::channel(Vec::new());
+        tokio::spawn(apiwatch::run(
+            store.clone(),
+            log.clone(),
+            config.api_url.clone(),
+            rx,
+        ));
         Arc::new(EventPlane {
             store,
             log,
@@ -88,6 +102,7 @@ impl EventPlane {
             addresses: Arc::default(),
             dispatcher: Dispatcher::new(sender),
             pings,
+            api_watches,
             streams: Mutex::default(),
         })
     }
@@ -180,6 +195,9 @@ impl EventPlane {
         let (subscriptions, rv7) = self.list(&kinds::SUBSCRIPTIONS).await?;
         let (sequences, rv8) = self.list(&kinds::SEQUENCES).await?;
         let (parallels, rv9) = self.list(&kinds::PARALLELS).await?;
+        let (sink_bindings, rv10) = self.list(&kinds::SINK_BINDINGS).await?;
+        let (container_sources, rv11) = self.list(&kinds::CONTAINER_SOURCES).await?;
+        let (api_server_sources, rv12) = self.list(&kinds::API_SERVER_SOURCES).await?;
         let world = World {
             brokers,
             triggers,
@@ -190,6 +208,9 @@ impl EventPlane {
             subscriptions,
             sequences,
             parallels,
+            sink_bindings,
+            container_sources,
+            api_server_sources,
         };
         let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let plan = reconcile::reconcile(&world, &self.settings, &now);
@@ -229,14 +250,88 @@ impl EventPlane {
         }
         self.dispatcher.apply(plan.consumers).await;
         self.pings.send_replace(plan.schedules);
+        self.api_watches.send_replace(plan.api_watches);
+        for svc in plan.service_updates {
+            self.write_object(&kinds::SERVICES, svc).await;
+        }
+        for child in plan.children {
+            self.apply_child(&world.services, child).await;
+        }
 
         for w in plan.writes {
             self.write_status(w).await;
         }
-        Ok([rv1, rv2, rv3, rv4, rv5, rv6, rv7, rv8, rv9]
-            .into_iter()
-            .max()
-            .unwrap_or(0))
+        Ok([
+            rv1, rv2, rv3, rv4, rv5, rv6, rv7, rv8, rv9, rv10, rv11, rv12,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0))
+    }
+
+    /// Writes an object the reconciler changed (a conflict waits for the next pass).
+    async fn write_object<T: serde::Serialize>(&self, info: &ResourceInfo, object: T) {
+        let Ok(value) = serde_json::to_value(object) else {
+            return;
+        };
+        if let Err(e) = self.store.update(&kinds::storage_key(info), value).await
+            && !matches!(e, StoreError::Conflict { .. } | StoreError::NotFound { .. })
+        {
+            tracing::warn!(kind = info.kind, error = %e, "cannot update an object");
+        }
+    }
+
+    /// Creates a ContainerSource's Service, or updates it when its spec is not what the
+    /// source asks for. Both go through the admission webhook, as a client's write would.
+    async fn apply_child(&self, services: &[wisp_api::serving::Service], child: serde_json::Value) {
+        use wisp_api::admission::{AdmissionContext, Operation, admit};
+        let ctx =
+            AdmissionContext::new("system:serviceaccount:knative-eventing:eventing-controller");
+        let ns = child["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let name = child["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let existing = services
+            .iter()
+            .find(|s| s.metadata.namespace == ns && s.metadata.name == name);
+        let name = name.as_str();
+        let key = kinds::storage_key(&kinds::SERVICES);
+        let result = match existing {
+            None => match admit(&kinds::SERVICES, Operation::Create, None, child, &ctx) {
+                Ok(v) => self.store.create(&key, v).await.map(drop),
+                Err(e) => {
+                    tracing::warn!(service = name, error = %e, "a ContainerSource's Service is refused");
+                    return;
+                }
+            },
+            Some(old) => {
+                let Ok(old) = serde_json::to_value(old) else {
+                    return;
+                };
+                let mut new = old.clone();
+                new["spec"] = child["spec"].clone();
+                match admit(&kinds::SERVICES, Operation::Update, Some(&old), new, &ctx) {
+                    Ok(v) if v["spec"] != old["spec"] => self.store.update(&key, v).await.map(drop),
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::warn!(service = name, error = %e, "a ContainerSource's Service is refused");
+                        return;
+                    }
+                }
+            }
+        };
+        if let Err(e) = result
+            && !matches!(
+                e,
+                StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }
+            )
+        {
+            tracing::warn!(service = name, error = %e, "cannot write a ContainerSource's Service");
+        }
     }
 
     /// Writes a status that differs from the stored one. A conflict is left for the next

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 use wisp_api::eventing::{
-    Broker, BrokerStatus, DeliverySpec, Destination, PingSource, SourceStatus, Trigger,
-    TriggerStatus,
+    ApiServerSource, Channel, CloudEventAttributes, ContainerSource, InMemoryChannel, KReference,
+    Parallel, Sequence, SinkBinding, Subscription,
 };
 use wisp_api::eventing::{
-    Channel, CloudEventAttributes, InMemoryChannel, KReference, Parallel, Sequence, Subscription,
+    Broker, BrokerStatus, DeliverySpec, Destination, PingSource, SourceStatus, Trigger,
+    TriggerStatus,
 };
 use wisp_api::kinds::{self, ResourceInfo};
 use wisp_api::meta::{Condition, ConditionSet, ConditionStatus, READY, keep_transition_times};
@@ -76,6 +77,9 @@ pub struct World {
     pub subscriptions: Vec<Subscription>,
     pub sequences: Vec<Sequence>,
     pub parallels: Vec<Parallel>,
+    pub sink_bindings: Vec<SinkBinding>,
+    pub container_sources: Vec<ContainerSource>,
+    pub api_server_sources: Vec<ApiServerSource>,
 }
 
 /// Settings.
@@ -120,6 +124,11 @@ pub struct Plan {
     pub channel_streams: HashMap<(String, String), String>,
     pub consumers: Vec<ConsumerSpec>,
     pub schedules: Vec<PingSpec>,
+    /// Services whose template a SinkBinding changes (or stops changing).
+    pub service_updates: Vec<Service>,
+    /// The Services that run ContainerSources, as they should be (not yet admitted).
+    pub children: Vec<Value>,
+    pub api_watches: Vec<sources::ApiWatchSpec>,
 }
 
 impl Plan {
@@ -148,6 +157,7 @@ pub fn broker_url(settings: &Settings, ns: &str, name: &str) -> String {
 }
 
 mod messaging;
+pub mod sources;
 
 /// Channel streams' names start with this.
 pub const CHANNEL_STREAM_PREFIX: &str = "channel/";
@@ -545,6 +555,7 @@ pub fn reconcile(world: &World, settings: &Settings, now: &str) -> Plan {
     }
 
     messaging::reconcile(world, &resolver, settings, now, &mut plan);
+    sources::reconcile(world, &resolver, now, &mut plan);
 
     for p in &world.pings {
         let (ns, name) = (p.metadata.namespace.as_str(), p.metadata.name.as_str());

@@ -23,6 +23,10 @@
 //! - `fail=N`: the first N attempts of each event id are answered 503;
 //! - `reply=TYPE`: answer with an event of that type (id `reply-{id}`, same data).
 //!
+//! As an event source (ContainerSource, SinkBinding): `EMIT_EVENTS=N` sends N events
+//! (type `dev.wisp.testapp.emitted`, ids `{K_REVISION}-{i}`, the extensions of
+//! `K_CE_OVERRIDES`) to `$K_SINK` once listening, retrying each until it is accepted.
+//!
 //! One line per request on stdout. SIGTERM (or SIGINT) starts a graceful drain: stop accepting,
 //! finish the requests in flight, exit 0.
 
@@ -102,6 +106,9 @@ fn main() {
     signal::install();
     std::thread::spawn(move || drain_on_signal(local));
     log(format_args!("wisp-testapp listening on {local}"));
+    if let Some(n) = env_num::<usize>("EMIT_EVENTS") {
+        std::thread::spawn(move || emit_events(n));
+    }
 
     for conn in listener.incoming() {
         if DRAINING.load(Ordering::SeqCst) {
@@ -336,6 +343,68 @@ fn respond(
         head_only,
     )?;
     Ok(code)
+}
+
+/// `EMIT_EVENTS=N`: N events to `$K_SINK` (an `http://host:port/path` URL).
+fn emit_events(n: usize) {
+    let Ok(sink) = std::env::var("K_SINK") else {
+        log(format_args!(
+            "wisp-testapp: EMIT_EVENTS is set but K_SINK is not"
+        ));
+        return;
+    };
+    let Some(rest) = sink.strip_prefix("http://") else {
+        log(format_args!(
+            "wisp-testapp: K_SINK={sink:?} is not an http:// URL"
+        ));
+        return;
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    // `{"extensions":{"k":"v"}}`, flat enough to pick apart without a JSON parser.
+    let mut extensions = Vec::new();
+    if let Ok(o) = std::env::var("K_CE_OVERRIDES")
+        && let Some(inner) = o
+            .split_once("\"extensions\"")
+            .and_then(|(_, r)| r.split_once('{'))
+            .and_then(|(_, r)| r.split_once('}'))
+            .map(|(i, _)| i.to_string())
+    {
+        for pair in inner.split(',') {
+            if let Some((k, v)) = pair.split_once(':') {
+                extensions.push((
+                    k.trim().trim_matches('"').to_string(),
+                    v.trim().trim_matches('"').to_string(),
+                ));
+            }
+        }
+    }
+    let revision = std::env::var("K_REVISION").unwrap_or_else(|_| "testapp".into());
+    for i in 0..n {
+        let mut head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nce-specversion: 1.0\r\nce-id: {revision}-{i}\r\nce-source: /testapp\r\nce-type: dev.wisp.testapp.emitted\r\nContent-Type: text/plain\r\n"
+        );
+        for (k, v) in &extensions {
+            head.push_str(&format!("ce-{k}: {v}\r\n"));
+        }
+        let body = format!("{i}");
+        head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        for _ in 0..300 {
+            let sent = TcpStream::connect(authority).and_then(|mut s| {
+                s.write_all(head.as_bytes())?;
+                let mut answer = String::new();
+                std::io::Read::read_to_string(&mut s, &mut answer)?;
+                Ok(answer)
+            });
+            if sent.as_deref().is_ok_and(|a| a.starts_with("HTTP/1.1 2")) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    log(format_args!("wisp-testapp: emitted {n} events to {sink}"));
 }
 
 /// Attempts per CloudEvent id, for `fail=N`.

@@ -3,11 +3,14 @@
 //! daemon).
 //!
 //! Layout: one file per command family (`cmd_apply`, `cmd_get`, `cmd_delete`, `cmd_service`,
-//! `cmd_revision`, `cmd_route`), the HTTP client (`client`), and pure modules holding every
-//! decision worth a table test: kn's traffic flags (`traffic_flags`), the service edit flags
-//! (`service_edit`), kubectl's three-way apply patch (`apply_patch`), manifest parsing
-//! (`manifest`), the wait decision (`wait`), tables (`table`), describe output (`describe`),
-//! ages (`age`) and `-o` output (`output`). Errors become `anyhow` only here, at the edge.
+//! `cmd_revision`, `cmd_route`, and for Eventing `cmd_broker`, `cmd_trigger`, `cmd_source`,
+//! `cmd_channel`, `cmd_subscription`, `cmd_event`), the HTTP client (`client`), the verbs the
+//! Eventing families share (`object_cmds`), and pure modules holding every decision worth a
+//! table test: kn's traffic flags (`traffic_flags`), the service edit flags (`service_edit`),
+//! kn's sink flags (`sink`) and Eventing flags (`eventing_flags`), kubectl's three-way apply
+//! patch (`apply_patch`), manifest parsing (`manifest`), the wait decision (`wait`), tables
+//! (`table`), describe output (`describe`, `describe_eventing`), ages (`age`) and `-o` output
+//! (`output`). Errors become `anyhow` only here, at the edge.
 
 #![forbid(unsafe_code)]
 
@@ -19,18 +22,28 @@ mod age;
 mod apply_patch;
 mod client;
 mod cmd_apply;
+mod cmd_broker;
 mod cmd_build;
+mod cmd_channel;
 mod cmd_delete;
+mod cmd_event;
 mod cmd_get;
 mod cmd_logs;
 mod cmd_revision;
 mod cmd_route;
 mod cmd_service;
+mod cmd_source;
+mod cmd_subscription;
+mod cmd_trigger;
 mod describe;
+mod describe_eventing;
+mod eventing_flags;
 mod manifest;
+mod object_cmds;
 mod output;
 mod serve;
 mod service_edit;
+mod sink;
 mod table;
 mod traffic_flags;
 mod wait;
@@ -70,6 +83,24 @@ enum Command {
     /// Inspect routes.
     #[command(subcommand, visible_aliases = ["routes"])]
     Route(cmd_route::RouteCommand),
+    /// Manage message brokers.
+    #[command(subcommand, visible_aliases = ["brokers"])]
+    Broker(cmd_broker::BrokerCommand),
+    /// Manage event triggers.
+    #[command(subcommand, visible_aliases = ["triggers"])]
+    Trigger(Box<cmd_trigger::TriggerCommand>),
+    /// Manage event sources.
+    #[command(subcommand, visible_aliases = ["sources"])]
+    Source(Box<cmd_source::SourceCommand>),
+    /// Manage event channels.
+    #[command(subcommand, visible_aliases = ["channels"])]
+    Channel(cmd_channel::ChannelCommand),
+    /// Manage event subscriptions.
+    #[command(subcommand, visible_aliases = ["subscriptions", "sub"])]
+    Subscription(cmd_subscription::SubscriptionCommand),
+    /// Send CloudEvents.
+    #[command(subcommand)]
+    Event(Box<cmd_event::EventCommand>),
     /// Print the stdout and stderr of a service's replicas.
     Logs(cmd_logs::LogsArgs),
     /// Build an OCI image from files (no container engine needed), optionally push it.
@@ -159,6 +190,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Service(cmd) => cmd_service::run(&ctx, *cmd).await,
         Command::Revision(cmd) => cmd_revision::run(&ctx, cmd).await,
         Command::Route(cmd) => cmd_route::run(&ctx, cmd).await,
+        Command::Broker(cmd) => cmd_broker::run(&ctx, cmd).await,
+        Command::Trigger(cmd) => cmd_trigger::run(&ctx, *cmd).await,
+        Command::Source(cmd) => cmd_source::run(&ctx, *cmd).await,
+        Command::Channel(cmd) => cmd_channel::run(&ctx, cmd).await,
+        Command::Subscription(cmd) => cmd_subscription::run(&ctx, cmd).await,
+        Command::Event(cmd) => cmd_event::run(&ctx, *cmd).await,
         Command::Logs(args) => cmd_logs::run(&ctx, args).await,
         Command::Version(args) => version(&ctx, args).await,
     }
@@ -249,5 +286,29 @@ mod tests {
         assert!(Cli::try_parse_from(["wisp", "rev", "list", "-s", "hello"]).is_ok());
         assert!(Cli::try_parse_from(["wisp", "route", "describe", "hello", "-v"]).is_ok());
         assert!(Cli::try_parse_from(["wisp", "logs", "hello", "-f", "--tail", "5"]).is_ok());
+    }
+
+    #[test]
+    fn parses_kn_style_eventing_commands() {
+        for argv in [
+            "broker create b --class MTChannelBasedBroker --dl-sink ksvc:dls --retry 2",
+            "broker describe b -o url",
+            "trigger create t --broker b --filter type=x,source=y -s ksvc:h --ordered",
+            "trigger update t --filter type- --filter-cesql true --unordered",
+            "trigger list -A -o yaml",
+            "source list -t PingSource",
+            "source ping create p --schedule @hourly -d hi -e text -s h --ce-override a=b",
+            "source apiserver create a --resource Event:v1 --mode Resource -s h",
+            "source container create c --image x --arg -v -e A=1 -s h",
+            "source binding create b --subject Deployment:apps/v1:x -s h",
+            "channel create c --type imc",
+            "subscription create s --channel c --sink h --sink-reply broker:b",
+            "event send --to broker:default -f a=1 -t dev.x -e team=blue",
+            "event send --to-url http://127.0.0.1:8081/default/default --data x",
+        ] {
+            let all = std::iter::once("wisp").chain(argv.split(' '));
+            let parsed = Cli::try_parse_from(all);
+            assert!(parsed.is_ok(), "{argv}: {:?}", parsed.err());
+        }
     }
 }

@@ -285,6 +285,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| format!("http://{events_addr}")),
             gateway: Some(gw_listener.local_addr()?),
             domain: args.domain.clone(),
+            api_url: format!("http://{}", api_listener.local_addr()?),
         },
     );
 
