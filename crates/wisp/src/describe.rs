@@ -21,35 +21,35 @@ const TRUNCATE_AT: usize = 100;
 
 /// A tabwriter buffer with kn's flush points.
 #[derive(Default)]
-struct Out {
+pub(crate) struct Out {
     pending: String,
     done: String,
 }
 
 impl Out {
-    fn write(&mut self, prefix: &str, text: &str) {
+    pub(crate) fn write(&mut self, prefix: &str, text: &str) {
         self.pending.push_str(prefix);
         self.pending.push_str(text);
     }
     /// `WriteColsLn`: the columns tab-separated; returns the prefix for the row's sub-items.
-    fn cols_ln(&mut self, prefix: &str, cols: &[&str]) -> String {
+    pub(crate) fn cols_ln(&mut self, prefix: &str, cols: &[&str]) -> String {
         self.write(prefix, &cols.join("\t"));
         self.pending.push('\n');
         format!("{prefix}\t")
     }
     /// `WriteAttribute`: `Label:\tvalue`; returns the prefix for sub-attributes.
-    fn attribute(&mut self, prefix: &str, label: &str, value: &str) -> String {
+    pub(crate) fn attribute(&mut self, prefix: &str, label: &str, value: &str) -> String {
         self.cols_ln(prefix, &[&format!("{label}:"), value]);
         format!("{prefix}  ")
     }
-    fn line(&mut self) {
+    pub(crate) fn line(&mut self) {
         self.pending.push('\n');
     }
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         self.done.push_str(&tabwriter(&self.pending, 0, 2));
         self.pending.clear();
     }
-    fn finish(mut self) -> String {
+    pub(crate) fn finish(mut self) -> String {
         self.flush();
         self.done
     }
@@ -66,7 +66,7 @@ fn boring(key: &str) -> bool {
 }
 
 /// kn's `WriteMapDesc`.
-fn write_map(
+pub(crate) fn write_map(
     out: &mut Out,
     prefix: &str,
     map: &BTreeMap<String, String>,
@@ -133,7 +133,7 @@ fn write_slice(out: &mut Out, prefix: &str, items: &[String], label: &str, detai
 }
 
 /// kn's `WriteMetadata`.
-fn write_metadata(out: &mut Out, m: &ObjectMeta, details: bool, now: SystemTime) {
+pub(crate) fn write_metadata(out: &mut Out, m: &ObjectMeta, details: bool, now: SystemTime) {
     out.attribute("", "Name", &m.name);
     out.attribute("", "Namespace", &m.namespace);
     write_map(out, "", &m.labels, "Labels", details);
@@ -176,7 +176,12 @@ fn sorted_conditions(conditions: &[Condition]) -> Vec<&Condition> {
 }
 
 /// kn's `WriteConditions`.
-fn write_conditions(out: &mut Out, conditions: &[Condition], details: bool, now: SystemTime) {
+pub(crate) fn write_conditions(
+    out: &mut Out,
+    conditions: &[Condition],
+    details: bool,
+    now: SystemTime,
+) {
     let prefix = out.attribute("", "Conditions", "");
     let conditions = sorted_conditions(conditions);
     let w = conditions

@@ -1,177 +1,22 @@
 //! kn's human-readable `describe` output for the Eventing kinds, as pure functions of the
 //! object and `now`.
 //!
-//! The writer is the same as `describe`'s (kn's `PrefixWriter` over a Go tabwriter, min width
+//! The writer is `describe`'s (kn's `PrefixWriter` over a Go tabwriter, min width
 //! 0, padding 2, flushed where kn flushes); the layouts are knative/client's
 //! `pkg/commands/{broker,trigger,channel,subscription,source/*}/describe.go`. Where kn shows
 //! less than the object says, wisp adds a section only when there is something in it: a
 //! broker's or trigger's `Delivery`, a trigger's delivery order.
 
-use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use wisp_api::eventing::{
     ApiServerSource, Broker, Channel, CloudEventOverrides, ContainerSource, DeliverySpec,
     Destination, PingSource, SinkBinding, Subscription, SubscriptionsApiFilter, Trigger,
 };
-use wisp_api::meta::{Condition, ConditionStatus, ObjectMeta, Severity};
+use wisp_api::meta::{Condition, ConditionStatus};
 
-use crate::age;
-use crate::describe::condition_marker;
+use crate::describe::{Out, write_conditions, write_metadata};
 use crate::eventing_flags::selector_text;
-use crate::table::tabwriter;
-
-/// kn truncates compact values at this length.
-const TRUNCATE_AT: usize = 100;
-
-/// A tabwriter buffer with kn's flush points.
-#[derive(Default)]
-struct Out {
-    pending: String,
-    done: String,
-}
-
-impl Out {
-    fn write(&mut self, prefix: &str, text: &str) {
-        self.pending.push_str(prefix);
-        self.pending.push_str(text);
-    }
-    /// `WriteColsLn`: the columns tab-separated; returns the prefix for the row's sub-items.
-    fn cols_ln(&mut self, prefix: &str, cols: &[&str]) -> String {
-        self.write(prefix, &cols.join("\t"));
-        self.pending.push('\n');
-        format!("{prefix}\t")
-    }
-    /// `WriteAttribute`: `Label:\tvalue`; returns the prefix for sub-attributes.
-    fn attribute(&mut self, prefix: &str, label: &str, value: &str) -> String {
-        self.cols_ln(prefix, &[&format!("{label}:"), value]);
-        format!("{prefix}  ")
-    }
-    fn line(&mut self) {
-        self.pending.push('\n');
-    }
-    fn flush(&mut self) {
-        self.done.push_str(&tabwriter(&self.pending, 0, 2));
-        self.pending.clear();
-    }
-    fn finish(mut self) -> String {
-        self.flush();
-        self.done
-    }
-}
-
-/// Keys of these domains are hidden from compact label/annotation lines.
-fn boring(key: &str) -> bool {
-    key.split_once('/').is_some_and(|(domain, _)| {
-        matches!(
-            domain,
-            "serving.knative.dev" | "client.knative.dev" | "kubectl.kubernetes.io"
-        )
-    })
-}
-
-/// kn's `WriteMapDesc`.
-fn write_map(
-    out: &mut Out,
-    prefix: &str,
-    map: &BTreeMap<String, String>,
-    label: &str,
-    details: bool,
-) {
-    let keys: Vec<&String> = map.keys().filter(|k| details || !boring(k)).collect();
-    if keys.is_empty() {
-        return;
-    }
-    if details {
-        for (i, k) in keys.iter().enumerate() {
-            let l = if i == 0 {
-                format!("{label}:")
-            } else {
-                String::new()
-            };
-            out.cols_ln(prefix, &[&l, &format!("{k}={}", map[*k])]);
-        }
-        return;
-    }
-    let width = TRUNCATE_AT.saturating_sub(label.len() + 2);
-    let mut joined = String::new();
-    for k in keys {
-        joined.push_str(&format!("{k}={}, ", map[k]));
-        if joined.len() > width {
-            break;
-        }
-    }
-    let joined = joined.trim_end_matches([',', ' ']).to_string();
-    let value = if joined.chars().count() <= width {
-        joined
-    } else {
-        let cut: String = joined.chars().take(width.saturating_sub(4)).collect();
-        format!("{cut} ...")
-    };
-    out.cols_ln(prefix, &[&format!("{label}:"), &value]);
-}
-
-/// kn's `WriteMetadata`.
-fn write_metadata(out: &mut Out, m: &ObjectMeta, details: bool, now: SystemTime) {
-    out.attribute("", "Name", &m.name);
-    out.attribute("", "Namespace", &m.namespace);
-    write_map(out, "", &m.labels, "Labels", details);
-    write_map(out, "", &m.annotations, "Annotations", details);
-    out.attribute(
-        "",
-        "Age",
-        &age::short_age(m.creation_timestamp.as_deref(), now),
-    );
-}
-
-/// Ready first, then errors, warnings, infos, each by type (kn's `sortConditions`).
-fn sorted_conditions(conditions: &[Condition]) -> Vec<&Condition> {
-    let rank = |c: &Condition| match c.severity {
-        Severity::Error => 0,
-        Severity::Warning => 1,
-        Severity::Info => 2,
-    };
-    let mut v: Vec<&Condition> = conditions.iter().collect();
-    v.sort_by(|a, b| {
-        let (ar, br) = (a.type_ == "Ready", b.type_ == "Ready");
-        br.cmp(&ar)
-            .then(rank(a).cmp(&rank(b)))
-            .then(a.type_.cmp(&b.type_))
-    });
-    v
-}
-
-/// kn's `WriteConditions`.
-fn write_conditions(out: &mut Out, conditions: &[Condition], details: bool, now: SystemTime) {
-    let prefix = out.attribute("", "Conditions", "");
-    let conditions = sorted_conditions(conditions);
-    let w = conditions
-        .iter()
-        .map(|c| c.type_.chars().count())
-        .max()
-        .unwrap_or(0);
-    out.write(
-        &prefix,
-        &format!("{:<2} {:<w$} {:>6} {}\n", "OK", "TYPE", "AGE", "REASON"),
-    );
-    for c in conditions {
-        let mut reason = c.reason.clone();
-        if details && !reason.is_empty() {
-            reason = format!("{reason} ({})", c.message);
-        }
-        let age = age::short_age(c.last_transition_time.as_deref(), now);
-        out.write(
-            &prefix,
-            &format!(
-                "{:<2} {:<w$} {:>6} {}\n",
-                condition_marker(c),
-                c.type_,
-                age,
-                reason
-            ),
-        );
-    }
-}
 
 /// kn's `describe.Sink`: the reference (name, namespace if another, kind and apiVersion) and
 /// the URI.
