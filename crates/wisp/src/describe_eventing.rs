@@ -355,6 +355,7 @@ pub fn ready_status(conditions: &[Condition]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::age;
     use serde_json::json;
 
     fn now() -> SystemTime {
