@@ -161,6 +161,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// Deletes the consumer; a no-op when missing. Records only it still needed are trimmed.
     async fn delete_consumer(&self, consumer: &str) -> Result<()>;
 
+    /// Every stream and every consumer, by name: for the owner to delete those whose broker,
+    /// channel or trigger was deleted while it was not running (a forgotten consumer would
+    /// keep its stream's records forever).
+    async fn names(&self) -> Result<(Vec<String>, Vec<String>)>;
+
     /// Up to `max` records with seq > `after`, in order. Empty when the consumer is caught up
     /// (wait on [`EventLog::watch`]). Records already trimmed are skipped silently, which a
     /// consumer's own cursor never needs.

@@ -344,6 +344,18 @@ impl EventLog for SqliteLog {
             .await
     }
 
+    async fn names(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let mut streams: Vec<String> = self.inner.shared.read_streams().keys().cloned().collect();
+        let mut consumers: Vec<String> = lock(&self.inner.shared.cursors)
+            .by_consumer
+            .keys()
+            .cloned()
+            .collect();
+        streams.sort();
+        consumers.sort();
+        Ok((streams, consumers))
+    }
+
     async fn read(&self, stream: &str, after: Seq, max: usize) -> Result<Vec<Record>> {
         let state = self.inner.shared.stream(stream)?;
         // Never past the published head: a dispatcher cannot commit what `watch` has not shown.

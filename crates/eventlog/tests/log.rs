@@ -621,3 +621,21 @@ fn append_throughput() {
         );
     }
 }
+
+#[tokio::test]
+async fn names_lists_streams_and_consumers_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open(dir.path());
+        log.ensure_stream("b").await.unwrap();
+        log.ensure_stream("a").await.unwrap();
+        log.ensure_consumer("a", "ca", Start::Tail).await.unwrap();
+        log.ensure_consumer("b", "cb", Start::Tail).await.unwrap();
+        log.delete_consumer("cb").await.unwrap();
+        log.flush().await.unwrap();
+    }
+    let log = open(dir.path());
+    let (streams, consumers) = log.names().await.unwrap();
+    assert_eq!(streams, ["a", "b"]);
+    assert_eq!(consumers, ["ca"]);
+}

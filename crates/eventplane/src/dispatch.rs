@@ -73,7 +73,7 @@ impl Dispatcher {
     }
 
     /// Makes the running consumers exactly `specs`: new ones start, changed ones restart
-    /// from their cursor, missing ones stop and their cursors are deleted.
+    /// from their cursor, missing ones stop (their cursors are the event plane's to delete).
     pub async fn apply(&self, specs: Vec<ConsumerSpec>) {
         // Cursors first: a trigger reported Ready must see every event accepted after that,
         // so its `Start::Tail` position is fixed before its status is written.
@@ -102,7 +102,6 @@ impl Dispatcher {
                 }
             }
         }
-        let mut gone = Vec::new();
         {
             let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
             let wanted: HashMap<&str, &ConsumerSpec> =
@@ -113,9 +112,6 @@ impl Dispatcher {
                     .is_some_and(|s| s.fingerprint == r.fingerprint);
                 if !keep {
                     r.task.abort();
-                    if !wanted.contains_key(id.as_str()) {
-                        gone.push(id.clone());
-                    }
                 }
                 keep
             });
@@ -139,11 +135,6 @@ impl Dispatcher {
                         task,
                     },
                 );
-            }
-        }
-        for id in gone {
-            if let Err(e) = self.sender.log().delete_consumer(&id).await {
-                tracing::warn!(consumer = %id, error = %e, "cannot delete a consumer's cursor");
             }
         }
     }

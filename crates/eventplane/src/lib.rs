@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -77,8 +77,6 @@ pub struct EventPlane {
     dispatcher: Dispatcher,
     pings: watch::Sender<Vec<reconcile::PingSpec>>,
     api_watches: watch::Sender<Vec<reconcile::sources::ApiWatchSpec>>,
-    /// Broker streams seen, to delete the streams of deleted brokers.
-    streams: Mutex<HashSet<String>>,
 }
 
 impl EventPlane {
@@ -103,7 +101,6 @@ impl EventPlane {
             dispatcher: Dispatcher::new(sender),
             pings,
             api_watches,
-            streams: Mutex::default(),
         })
     }
 
@@ -215,19 +212,6 @@ impl EventPlane {
         let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let plan = reconcile::reconcile(&world, &self.settings, &now);
 
-        // Streams first, so the ingress never accepts for a stream that is being dropped.
-        let gone: Vec<String> = {
-            let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-            let now: HashSet<String> = plan
-                .broker_streams
-                .values()
-                .chain(plan.channel_streams.values())
-                .cloned()
-                .collect();
-            let gone = streams.difference(&now).cloned().collect();
-            *streams = now;
-            gone
-        };
         let mut wanted: HashSet<&str> = plan
             .broker_streams
             .values()
@@ -243,12 +227,16 @@ impl EventPlane {
         let addresses: HashMap<(String, String), String> = plan.broker_streams.clone();
         self.addresses.set_brokers(addresses);
         self.addresses.set_channels(plan.channel_streams.clone());
-        for s in gone {
-            if let Err(e) = self.log.delete_stream(&s).await {
-                tracing::warn!(stream = %s, error = %e, "cannot delete a deleted broker's events");
-            }
-        }
+        let consumer_ids: HashSet<String> = plan.consumers.iter().map(|c| c.id.clone()).collect();
+        let stream_names: HashSet<String> = plan
+            .broker_streams
+            .values()
+            .chain(plan.channel_streams.values())
+            .chain(plan.consumers.iter().map(|c| &c.stream))
+            .cloned()
+            .collect();
         self.dispatcher.apply(plan.consumers).await;
+        self.collect_garbage(&stream_names, &consumer_ids).await;
         self.pings.send_replace(plan.schedules);
         self.api_watches.send_replace(plan.api_watches);
         for svc in plan.service_updates {
@@ -267,6 +255,24 @@ impl EventPlane {
         .into_iter()
         .max()
         .unwrap_or(0))
+    }
+
+    /// Deletes the streams and consumers of objects that no longer exist, including those
+    /// deleted while the daemon was down.
+    async fn collect_garbage(&self, streams: &HashSet<String>, consumers: &HashSet<String>) {
+        let Ok((all_streams, all_consumers)) = self.log.names().await else {
+            return;
+        };
+        for c in all_consumers.iter().filter(|c| !consumers.contains(*c)) {
+            if let Err(e) = self.log.delete_consumer(c).await {
+                tracing::warn!(consumer = %c, error = %e, "cannot delete an unused consumer");
+            }
+        }
+        for s in all_streams.iter().filter(|s| !streams.contains(*s)) {
+            if let Err(e) = self.log.delete_stream(s).await {
+                tracing::warn!(stream = %s, error = %e, "cannot delete an unused stream");
+            }
+        }
     }
 
     /// Writes an object the reconciler changed (a conflict waits for the next pass).

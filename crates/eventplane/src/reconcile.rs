@@ -636,3 +636,206 @@ pub fn is_true(conditions: &[Condition], t: &str) -> bool {
         .iter()
         .any(|c| c.type_ == t && c.status == ConditionStatus::True)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wisp_api::eventing::TriggerSpec;
+
+    const NOW: &str = "2026-01-01T00:00:00Z";
+
+    fn settings() -> Settings {
+        Settings {
+            ingress_url: "http://127.0.0.1:8081".into(),
+        }
+    }
+
+    fn broker(name: &str) -> Broker {
+        let mut b = Broker::new("default", name);
+        b.metadata.uid = format!("uid-{name}");
+        b
+    }
+
+    fn service(name: &str) -> Service {
+        let mut s = Service::default();
+        s.metadata.name = name.into();
+        s.metadata.namespace = "default".into();
+        s.status.address = Some(Addressable {
+            url: Some(format!("http://{name}.default.svc.cluster.local")),
+            ..Default::default()
+        });
+        s
+    }
+
+    fn trigger(name: &str, broker: &str, subscriber: Destination) -> Trigger {
+        let mut t = Trigger::new("default", name);
+        t.metadata.uid = format!("uid-{name}");
+        t.spec = TriggerSpec {
+            broker: broker.into(),
+            subscriber,
+            ..Default::default()
+        };
+        t
+    }
+
+    fn to(kind: &str, api_version: &str, name: &str, uri: Option<&str>) -> Destination {
+        Destination {
+            ref_: Some(KReference {
+                kind: kind.into(),
+                api_version: api_version.into(),
+                name: name.into(),
+                ..Default::default()
+            }),
+            uri: uri.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    fn condition<'a>(plan: &'a Plan, name: &str, t: &str) -> (&'a str, &'a str) {
+        let w = plan
+            .writes
+            .iter()
+            .find(|w| w.new["metadata"]["name"] == name)
+            .expect("a status for the object");
+        let c = w.new["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == t)
+            .expect("the condition");
+        (
+            c["status"].as_str().unwrap(),
+            c["reason"].as_str().unwrap_or(""),
+        )
+    }
+
+    #[test]
+    fn destinations_join_a_relative_uri_to_the_reference() {
+        assert_eq!(join("http://a.b/x", "y?z=1"), "http://a.b/x/y?z=1");
+        assert_eq!(join("http://a.b/x", "/y"), "http://a.b/y");
+        assert_eq!(join("http://a.b", "/y"), "http://a.b/y");
+        assert_eq!(join("http://a.b", "http://c.d/e"), "http://c.d/e");
+    }
+
+    #[test]
+    fn trigger_without_its_broker_is_not_ready_and_not_run() {
+        let world = World {
+            triggers: vec![trigger(
+                "t",
+                "missing",
+                to("Service", "serving.knative.dev/v1", "svc", None),
+            )],
+            services: vec![service("svc")],
+            ..Default::default()
+        };
+        let plan = reconcile(&world, &settings(), NOW);
+        assert!(plan.consumers.is_empty());
+        assert_eq!(
+            condition(&plan, "t", "BrokerReady"),
+            ("False", "BrokerDoesNotExist")
+        );
+        assert_eq!(condition(&plan, "t", "SubscriberResolved"), ("True", ""));
+        assert_eq!(condition(&plan, "t", "Ready").0, "False");
+    }
+
+    #[test]
+    fn trigger_delivers_to_its_service_and_replies_into_its_broker() {
+        let world = World {
+            brokers: vec![broker("default")],
+            triggers: vec![trigger(
+                "t",
+                "default",
+                to("Service", "serving.knative.dev/v1", "svc", Some("/in")),
+            )],
+            services: vec![service("svc")],
+            ..Default::default()
+        };
+        let plan = reconcile(&world, &settings(), NOW);
+        assert_eq!(condition(&plan, "t", "Ready").0, "True");
+        let c = &plan.consumers[0];
+        assert_eq!(c.id, "trigger/default/t/uid-t");
+        assert_eq!(c.stream, "broker/default/default");
+        assert_eq!(
+            c.delivery.subscriber,
+            Target::Http("http://svc.default.svc.cluster.local/in".into())
+        );
+        assert_eq!(
+            c.delivery.reply,
+            Some(Target::Stream("broker/default/default".into()))
+        );
+        assert!(c.delivery.carry_ttl);
+        assert_eq!(
+            plan.broker_streams
+                .get(&("default".into(), "default".into())),
+            Some(&"broker/default/default".to_string())
+        );
+    }
+
+    #[test]
+    fn a_broker_as_subscriber_is_an_append_not_an_http_hop() {
+        let world = World {
+            brokers: vec![broker("a"), broker("b")],
+            triggers: vec![trigger(
+                "t",
+                "a",
+                to("Broker", "eventing.knative.dev/v1", "b", None),
+            )],
+            ..Default::default()
+        };
+        let plan = reconcile(&world, &settings(), NOW);
+        assert_eq!(
+            plan.consumers[0].delivery.subscriber,
+            Target::Stream("broker/default/b".into())
+        );
+        // The same broker named by its URL.
+        let world = World {
+            brokers: vec![broker("a"), broker("b")],
+            triggers: vec![trigger(
+                "t",
+                "a",
+                Destination {
+                    uri: Some("http://127.0.0.1:8081/default/b".into()),
+                    ..Default::default()
+                },
+            )],
+            ..Default::default()
+        };
+        let plan = reconcile(&world, &settings(), NOW);
+        assert_eq!(
+            plan.consumers[0].delivery.subscriber,
+            Target::Stream("broker/default/b".into())
+        );
+    }
+
+    #[test]
+    fn reconcile_is_idempotent() {
+        let world = World {
+            brokers: vec![broker("default")],
+            triggers: vec![trigger(
+                "t",
+                "default",
+                to("Service", "serving.knative.dev/v1", "svc", None),
+            )],
+            services: vec![service("svc")],
+            ..Default::default()
+        };
+        let plan = reconcile(&world, &settings(), NOW);
+        // Feed the written statuses back: a second pass writes the same statuses, even later.
+        let brokers = vec![serde_json::from_value(plan.writes[0].new.clone()).unwrap()];
+        let triggers = vec![serde_json::from_value(plan.writes[1].new.clone()).unwrap()];
+        let again = World {
+            brokers,
+            triggers,
+            ..world
+        };
+        let plan2 = reconcile(&again, &settings(), "2026-01-02T00:00:00Z");
+        for w in &plan2.writes {
+            assert_eq!(
+                w.new.get("status"),
+                Some(&w.old),
+                "{}",
+                w.new["metadata"]["name"]
+            );
+        }
+    }
+}
