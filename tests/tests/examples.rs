@@ -1,5 +1,7 @@
 //! Every manifest under `examples/` applies cleanly, and each Knative Service in it becomes
-//! Ready and answers at its URL through the gateway: the tutorial cannot rot unnoticed.
+//! Ready and answers at its URL through the gateway, every Broker, Trigger and PingSource
+//! becomes Ready, and an event sent to the broker reaches its subscriber: the tutorial cannot
+//! rot unnoticed.
 
 mod common;
 
@@ -56,4 +58,61 @@ fn every_example_applies_and_reconciles() {
         let r = d.gateway_get(host, "/");
         assert_eq!(r.status, 200, "{host}: {}", r.body);
     }
+    // Every Eventing object becomes Ready; an event sent to each broker reaches the
+    // subscribers of the triggers that match it (event-display prints it).
+    for plural in ["brokers", "triggers"] {
+        let list = d.get_json(&format!("/apis/eventing.knative.dev/v1/{plural}"));
+        for obj in list["items"].as_array().unwrap() {
+            let path = format!(
+                "/apis/eventing.knative.dev/v1/namespaces/{}/{plural}/{}",
+                s(obj, "/metadata/namespace"),
+                s(obj, "/metadata/name")
+            );
+            wait_for(&format!("{path} to be Ready"), || {
+                let obj = d.get_json(&path);
+                match condition(&obj, "Ready") {
+                    "True" => Ok(()),
+                    _ => Err(obj["status"].to_string()),
+                }
+            });
+        }
+    }
+    let sources = d.get_json("/apis/sources.knative.dev/v1/pingsources");
+    for src in sources["items"].as_array().unwrap() {
+        let path = format!(
+            "/apis/sources.knative.dev/v1/namespaces/{}/pingsources/{}",
+            s(src, "/metadata/namespace"),
+            s(src, "/metadata/name")
+        );
+        wait_for(&format!("{path} to be Ready"), || {
+            let obj = d.get_json(&path);
+            match condition(&obj, "Ready") {
+                "True" => Ok(()),
+                _ => Err(obj["status"].to_string()),
+            }
+        });
+    }
+    let sent = d
+        .wisp(&[
+            "event",
+            "send",
+            "--to",
+            "broker:default",
+            "--type",
+            "dev.example.order",
+            "--id",
+            "example-1",
+            "--field",
+            "n=1",
+        ])
+        .success();
+    assert!(sent.stdout.contains("202"), "{sent}");
+    wait_for("event-display to print the event", || {
+        let logs = d.wisp(&["logs", "event-display"]);
+        if logs.stdout.contains("example-1") {
+            Ok(())
+        } else {
+            Err(logs.stdout.clone())
+        }
+    });
 }
