@@ -20,12 +20,13 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use wisp_api::kinds::{self, ResourceInfo};
 use wisp_api::meta::{CONFIGURATION_CONDITIONS, ObjectMeta, READY, get_condition};
-use wisp_api::serving::{Configuration, Revision, Route, Service, keys};
+use wisp_api::serving::{self, Configuration, Revision, Route, Service, keys};
 use wisp_api::traffic::{ConfigurationState, Lookup, RevisionState};
 use wisp_store::{Store, StoreError};
 
 pub mod cache;
 pub mod dataplane;
+pub mod events;
 mod informer;
 pub mod queue;
 mod refs;
@@ -79,6 +80,7 @@ pub struct Controller {
     config: Arc<Config>,
     route_refs: Arc<refs::RouteRefs>,
     data_plane: Option<Arc<dyn DataPlane>>,
+    events: Option<events::Recorder>,
 }
 
 fn now() -> String {
@@ -98,6 +100,30 @@ impl Controller {
             config: Arc::new(config),
             route_refs: Arc::default(),
             data_plane: None,
+            events: None,
+        }
+    }
+
+    /// Records Kubernetes Events (created children, latest ready revision, failures,
+    /// scaling) through `recorder`.
+    pub fn with_events(mut self, recorder: events::Recorder) -> Controller {
+        self.events = Some(recorder);
+        self
+    }
+
+    fn event(
+        &self,
+        warning: bool,
+        object: wisp_api::core::ObjectReference,
+        reason: &str,
+        message: String,
+    ) {
+        if let Some(r) = &self.events {
+            if warning {
+                r.warning(object, reason, message);
+            } else {
+                r.normal(object, reason, message);
+            }
         }
     }
 
@@ -320,7 +346,27 @@ impl Controller {
             .store
             .create(&kinds::storage_key(info), serde_json::to_value(obj)?)
             .await?;
-        Ok(serde_json::from_value(stored)?)
+        let created: T = serde_json::from_value(stored.clone())?;
+        // Knative's reconcilers tell the owner: `Created Revision "hello-00001"`.
+        if let Ok(meta) = serde_json::from_value::<ObjectMeta>(stored["metadata"].clone())
+            && let Some(owner) = meta.controller_ref()
+        {
+            let object = wisp_api::core::ObjectReference {
+                api_version: owner.api_version.clone(),
+                kind: owner.kind.clone(),
+                namespace: meta.namespace.clone(),
+                name: owner.name.clone(),
+                uid: owner.uid.clone(),
+                ..Default::default()
+            };
+            self.event(
+                false,
+                object,
+                "Created",
+                format!("Created {} {:?}", info.kind, meta.name),
+            );
+        }
+        Ok(created)
     }
 
     async fn update<T: Serialize + DeserializeOwned>(
@@ -455,8 +501,19 @@ impl Controller {
         };
         if st != cfg.status {
             let mut next = (*cfg).clone();
+            let ready_changed = !st.latest_ready_revision_name.is_empty()
+                && st.latest_ready_revision_name != cfg.status.latest_ready_revision_name;
+            let message = format!(
+                "LatestReadyRevisionName updated to {:?}",
+                st.latest_ready_revision_name
+            );
             next.status = st;
             self.write_status(&kinds::CONFIGURATIONS, &next).await?;
+            if ready_changed {
+                let object =
+                    events::reference(serving::API_VERSION, "Configuration", &cfg.metadata);
+                self.event(false, object, "LatestReadyUpdate", message);
+            }
         }
         Ok(())
     }
@@ -489,10 +546,41 @@ impl Controller {
         let st = status::revision_status(&rev, observed.as_ref(), &now());
         if st != rev.status {
             let mut next = (*rev).clone();
+            let old = rev.status.clone();
             next.status = st;
             self.write_status(&kinds::REVISIONS, &next).await?;
+            self.revision_events(&rev.metadata, &old, &next.status);
         }
         Ok(())
+    }
+
+    /// Events for a revision's status change: it failed (or failed differently), or its
+    /// replicas were scaled.
+    fn revision_events(
+        &self,
+        meta: &ObjectMeta,
+        old: &wisp_api::serving::RevisionStatus,
+        new: &wisp_api::serving::RevisionStatus,
+    ) {
+        let object = || events::reference(serving::API_VERSION, "Revision", meta);
+        let ready =
+            |s: &wisp_api::serving::RevisionStatus| get_condition(&s.conditions, READY).cloned();
+        if let Some(c) = ready(new).filter(|c| c.is_false())
+            && ready(old)
+                .is_none_or(|o| !o.is_false() || o.reason != c.reason || o.message != c.message)
+        {
+            self.event(true, object(), &c.reason, c.message.clone());
+        }
+        if let (Some(from), Some(to)) = (old.actual_replicas, new.actual_replicas)
+            && from != to
+        {
+            self.event(
+                false,
+                object(),
+                "Scaled",
+                format!("Scaled from {from} to {to} replicas"),
+            );
+        }
     }
 
     /// What a Route's traffic may point at, limited to the names it mentions.

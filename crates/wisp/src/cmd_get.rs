@@ -53,7 +53,7 @@ pub fn resolve_kind(kind: &str) -> anyhow::Result<&'static ResourceInfo> {
 }
 
 /// `KIND/NAME` arguments, as kubectl accepts them.
-fn split_kind(kind: &str, names: &[String]) -> (String, Vec<String>) {
+pub fn split_kind(kind: &str, names: &[String]) -> (String, Vec<String>) {
     match kind.split_once('/') {
         Some((k, n)) => {
             let mut all = vec![n.to_string()];

@@ -27,6 +27,7 @@ mod cmd_build;
 mod cmd_channel;
 mod cmd_delete;
 mod cmd_event;
+mod cmd_events;
 mod cmd_get;
 mod cmd_logs;
 mod cmd_revision;
@@ -101,6 +102,8 @@ enum Command {
     /// Send CloudEvents.
     #[command(subcommand)]
     Event(Box<cmd_event::EventCommand>),
+    /// What happened: Kubernetes Events for revisions, services and triggers.
+    Events(cmd_events::EventsArgs),
     /// Print the stdout and stderr of a service's replicas.
     Logs(cmd_logs::LogsArgs),
     /// Build an OCI image from files (no container engine needed), optionally push it.
@@ -186,6 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(_) | Command::Build(_) => Ok(()),
         Command::Apply(args) => cmd_apply::run(&ctx, args).await,
         Command::Get(args) => cmd_get::run(&ctx, args).await,
+        Command::Events(args) => cmd_events::run(&ctx, args).await,
         Command::Delete(args) => cmd_delete::run(&ctx, args).await,
         Command::Service(cmd) => cmd_service::run(&ctx, *cmd).await,
         Command::Revision(cmd) => cmd_revision::run(&ctx, cmd).await,

@@ -315,7 +315,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             workers: args.controller_workers,
         },
     )
-    .with_data_plane(data_plane.clone());
+    .with_data_plane(data_plane.clone())
+    .with_events(wisp_controller::events::Recorder::spawn(
+        store.clone(),
+        "wisp-controller",
+        wisp_controller::events::DEFAULT_TTL,
+    ));
     let controller_task = tokio::spawn(controller.run());
     let event_task = tokio::spawn(event_plane.clone().run());
 
