@@ -6,8 +6,10 @@
 //! network at all when the store already has the image), [`Images::mount_rootfs`] for each
 //! replica, [`Images::push`] after a build, and [`Store::gc`] for what no revision uses.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -54,12 +56,35 @@ impl PullError {
     }
 }
 
+/// How far a pull has come, in bytes of blobs (compressed, as they come from the registry).
+#[derive(Debug, Default)]
+pub struct PullProgress {
+    pub total: u64,
+    pub done: AtomicU64,
+}
+
+/// Pulls in flight, by the digest they were asked by (shared by clones of [`Images`]).
+type Pulls = Arc<Mutex<HashMap<Digest, Arc<PullProgress>>>>;
+
 /// The image service: a registry client, a store and the platform to pull for.
 #[derive(Clone, Debug)]
 pub struct Images {
     client: Arc<Client>,
     store: Store,
     platform: Platform,
+    pulls: Pulls,
+}
+
+/// Removes a pull from the table of pulls in flight when it ends, however it ends.
+struct PullEntry(Pulls, Digest);
+
+impl Drop for PullEntry {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.1);
+    }
 }
 
 impl Images {
@@ -69,6 +94,7 @@ impl Images {
             client,
             store,
             platform: Platform::host(),
+            pulls: Arc::default(),
         }
     }
 
@@ -79,6 +105,15 @@ impl Images {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// `(bytes done, bytes in all)` of the pull of `digest` in flight, if there is one (known
+    /// once its manifest is): for a "pulling 3.1 of 11 MB" message while a replica waits.
+    pub fn progress(&self, digest: &Digest) -> Option<(u64, u64)> {
+        let pulls = self.pulls.lock().unwrap_or_else(|e| e.into_inner());
+        pulls
+            .get(digest)
+            .map(|p| (p.done.load(Ordering::Relaxed).min(p.total), p.total))
     }
 
     pub fn client(&self) -> &Client {
@@ -167,8 +202,29 @@ impl Images {
                 }
             }
         };
+        let sizes = std::iter::once(&manifest.config).chain(&manifest.layers);
+        let progress = Arc::new(PullProgress {
+            total: sizes.clone().map(|d| d.size).sum(),
+            done: AtomicU64::new(
+                sizes
+                    .filter(|d| self.store.has_blob(&d.digest))
+                    .map(|d| d.size)
+                    .sum(),
+            ),
+        });
+        self.pulls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.clone(), progress.clone());
+        let _entry = PullEntry(self.pulls.clone(), digest.clone());
         self.client
-            .pull_blob(reference, &manifest.config, keychain, &self.store)
+            .pull_blob(
+                reference,
+                &manifest.config,
+                keychain,
+                &self.store,
+                Some(&progress.done),
+            )
             .await?;
         // The config says which platform a single-manifest image is for: check it before
         // fetching layers for nothing.
@@ -178,8 +234,13 @@ impl Images {
             .map_err(|e| PullError::store(reference, e))?;
         futures_util::stream::iter(manifest.layers.iter())
             .map(|layer| {
-                self.client
-                    .pull_blob(reference, layer, keychain, &self.store)
+                self.client.pull_blob(
+                    reference,
+                    layer,
+                    keychain,
+                    &self.store,
+                    Some(&progress.done),
+                )
             })
             .buffer_unordered(PARALLEL_LAYERS)
             .try_collect::<()>()

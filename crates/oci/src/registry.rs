@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -716,6 +717,7 @@ impl Client {
         desc: &Descriptor,
         keychain: &Keychain,
         store: &Store,
+        progress: Option<&AtomicU64>,
     ) -> Result<(), RegistryError> {
         if store.has_blob(&desc.digest) {
             return Ok(());
@@ -732,7 +734,7 @@ impl Client {
             let resp = self.follow_redirects(registry, &what, resp).await?;
             let resp = self.check(reference, &what, resp).await?;
             match self
-                .stream_to_store(registry, &what, desc, resp, store)
+                .stream_to_store(registry, &what, desc, resp, store, progress)
                 .await
             {
                 Ok(()) => return Ok(()),
@@ -759,8 +761,44 @@ impl Client {
         desc: &Descriptor,
         resp: Response<Incoming>,
         store: &Store,
+        progress: Option<&AtomicU64>,
     ) -> Result<(), RegistryError> {
         let mut writer = store.blob_writer(Some((&desc.digest, Some(desc.size))))?;
+        // Counted as it arrives; an attempt that fails takes its bytes back out.
+        let mut counted = 0u64;
+        let result = self
+            .copy_body(
+                registry,
+                what,
+                desc,
+                resp,
+                store,
+                &mut writer,
+                progress,
+                &mut counted,
+            )
+            .await;
+        if result.is_err()
+            && let Some(p) = progress
+        {
+            p.fetch_sub(counted, Ordering::Relaxed);
+        }
+        result?;
+        self.commit_blob(registry, what, writer).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_body(
+        &self,
+        registry: &str,
+        what: &str,
+        desc: &Descriptor,
+        resp: Response<Incoming>,
+        store: &Store,
+        writer: &mut crate::store::BlobWriter,
+        progress: Option<&AtomicU64>,
+        counted: &mut u64,
+    ) -> Result<(), RegistryError> {
         let mut body = resp.into_body();
         loop {
             let frame = match tokio::time::timeout(self.config.timeout, body.frame()).await {
@@ -787,6 +825,10 @@ impl Client {
                     path: store.root().join("tmp"),
                     source: e,
                 })?;
+                if let Some(p) = progress {
+                    p.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    *counted += data.len() as u64;
+                }
                 if writer.len() > desc.size {
                     return Err(RegistryError::SizeMismatch {
                         registry: registry.to_string(),
@@ -797,6 +839,15 @@ impl Client {
                 }
             }
         }
+        Ok(())
+    }
+
+    async fn commit_blob(
+        &self,
+        registry: &str,
+        what: &str,
+        writer: crate::store::BlobWriter,
+    ) -> Result<(), RegistryError> {
         let committed = tokio::task::spawn_blocking(move || writer.commit())
             .await
             .map_err(|e| RegistryError::Protocol {
