@@ -449,6 +449,9 @@ async fn liveness_failure_restarts_the_replica() {
             path: "/healthz".into(),
             ..HttpGetAction::default()
         }),
+        // Probing before the app listens would fail with "connection refused" instead of
+        // the 500 this test is about.
+        initial_delay_seconds: 1,
         period_seconds: 1,
         failure_threshold: 1,
         ..Probe::default()
