@@ -23,6 +23,7 @@ struct Serving {
     at: Instant,
     api: SocketAddr,
     gateway: Option<SocketAddr>,
+    events: Option<SocketAddr>,
     startup_ms: Option<u64>,
 }
 
@@ -32,6 +33,8 @@ pub struct Daemon {
     pub api: SocketAddr,
     /// The gateway's address, from the same log line (`None` if it was not logged).
     pub gateway: Option<SocketAddr>,
+    /// The event plane's ingress (brokers' and channels' URLs), from the same log line.
+    pub events: Option<SocketAddr>,
     /// Just before `spawn`: start-up times are measured from here.
     pub spawned: Instant,
     /// When the "wisp is serving" line was read.
@@ -118,10 +121,12 @@ impl Daemon {
                 {
                     let startup_ms = field(&line, "startup_ms").and_then(|v| v.parse().ok());
                     let gateway = field(&line, "gateway").and_then(|a| a.parse().ok());
+                    let events = field(&line, "events").and_then(|a| a.parse().ok());
                     let _ = tx.send(Serving {
                         at: now,
                         api,
                         gateway,
+                        events,
                         startup_ms,
                     });
                 }
@@ -152,6 +157,7 @@ impl Daemon {
             pid,
             api: serving.api,
             gateway: serving.gateway,
+            events: serving.events,
             spawned,
             serving_at: serving.at,
             logged_startup_ms: serving.startup_ms,
@@ -204,6 +210,13 @@ impl Daemon {
     pub fn gateway_addr(&self) -> anyhow::Result<SocketAddr> {
         self.gateway
             .context("wisp serve did not log its gateway address on \"wisp is serving\"")
+    }
+
+    /// The event plane's ingress address; an error if the daemon did not log one.
+    pub fn events_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.events.context(
+            "wisp serve did not log its event ingress address (events=) on \"wisp is serving\"",
+        )
     }
 
     /// The daemon's direct child processes (its replicas), with what their environment says.
@@ -367,4 +380,22 @@ pub fn dir_bytes(dir: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serving_line_fields_are_read() {
+        let line = strip_ansi(
+            "2026-11-25T10:00:00.1Z  INFO wisp::serve: wisp is serving api=127.0.0.1:4100 \
+gateway=127.0.0.1:4101 events=127.0.0.1:4102 data_dir=/tmp/x startup_ms=12",
+        );
+        assert_eq!(field(&line, "api"), Some("127.0.0.1:4100"));
+        assert_eq!(field(&line, "gateway"), Some("127.0.0.1:4101"));
+        assert_eq!(field(&line, "events"), Some("127.0.0.1:4102"));
+        assert_eq!(field(&line, "startup_ms"), Some("12"));
+        assert_eq!(field(&line, "missing"), None);
+    }
 }

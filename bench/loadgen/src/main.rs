@@ -14,8 +14,10 @@ use clap::{Parser, Subcommand};
 mod control_plane;
 mod daemon;
 mod data_plane;
+mod eventing;
 mod http;
 mod nginx;
+mod observability;
 mod oci;
 mod openloop;
 mod report;
@@ -38,8 +40,12 @@ enum Cmd {
     ControlPlane(ControlPlaneArgs),
     /// Gateway vs direct vs nginx, cold start, burst autoscaling, idle cost.
     DataPlane(DataPlaneArgs),
+    /// Durable broker: ingress → subscriber throughput and latency vs POSTs to the subscriber.
+    Eventing(eventing::Args),
     /// Images: cold start of a cached image vs `runc run` alone, first pull, shared layers.
     Oci(oci::Args),
+    /// The gateway with metrics and request logs on vs off, alternated in one run.
+    Observability(observability::Args),
 }
 
 fn list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, String> {
@@ -184,7 +190,9 @@ fn main() -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::ControlPlane(a) => rt.block_on(control_plane(a)),
         Cmd::DataPlane(a) => rt.block_on(data_plane(a)),
+        Cmd::Eventing(a) => rt.block_on(eventing::main(a)),
         Cmd::Oci(a) => rt.block_on(oci::main(a)),
+        Cmd::Observability(a) => rt.block_on(observability::main(a)),
     }
 }
 

@@ -222,10 +222,17 @@ async fn revision_log(
             ApiError::BadRequest(format!("tailLines: {v:?} is not a number of lines"))
         })?),
     };
+    let since = match params.get("sinceSeconds") {
+        None => None,
+        Some(v) => Some(Duration::from_secs(v.parse::<u64>().map_err(|_| {
+            ApiError::BadRequest(format!("sinceSeconds: {v:?} is not a number of seconds"))
+        })?)),
+    };
     let opts = crate::logs::LogOptions {
         follow: flag("follow"),
         tail_lines,
         prefix: flag("prefix"),
+        since,
     };
     crate::logs::respond(source, api.stopping.subscribe(), ns, name, opts)
 }

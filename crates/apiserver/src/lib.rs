@@ -17,6 +17,7 @@ mod discovery;
 mod error;
 mod handlers;
 mod logs;
+mod metrics;
 mod openapi;
 mod paths;
 mod selector;
@@ -24,6 +25,7 @@ mod table;
 
 pub use error::ApiError;
 pub use logs::LogSource;
+pub use metrics::{RequestInfo, request_info};
 pub use selector::{FieldSelector, LabelSelector};
 
 /// Shared state of the API server.
@@ -38,6 +40,10 @@ pub struct ApiServer {
     logs: Option<Arc<dyn LogSource>>,
     /// The user stamped on objects and the Knative configuration admission checks against.
     admission: Arc<AdmissionContext>,
+    /// Routes of other parts of the daemon served on the API port (the dashboard, metrics).
+    extra: Router,
+    /// Where API requests are counted.
+    metrics: Option<Arc<wisp_telemetry::Api>>,
 }
 
 impl ApiServer {
@@ -48,7 +54,15 @@ impl ApiServer {
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
             logs: None,
             admission: Arc::new(AdmissionContext::new("admin")),
+            extra: Router::new(),
+            metrics: None,
         }
+    }
+
+    /// Counts and times every API request (`apiserver_request_total`, ...) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<wisp_telemetry::Api>) -> ApiServer {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Admits objects against this configuration (`config-autoscaler`'s
@@ -67,6 +81,13 @@ impl ApiServer {
         self
     }
 
+    /// Serves `routes` on the API port beside the Kubernetes API (the dashboard, `/metrics`).
+    /// Their paths must not overlap the API's; unmatched paths still reach the API.
+    pub fn with_routes(mut self, routes: Router) -> ApiServer {
+        self.extra = self.extra.merge(routes);
+        self
+    }
+
     /// Ends every open watch stream (and refuses new ones), so a graceful shutdown of the
     /// HTTP server does not wait for long-lived watches.
     pub fn stop_watches(&self) {
@@ -79,8 +100,10 @@ impl ApiServer {
     }
 
     /// The HTTP router: discovery, health, and every served resource.
-    pub fn router(self) -> Router {
-        Router::new()
+    pub fn router(mut self) -> Router {
+        let extra = std::mem::replace(&mut self.extra, Router::new());
+        let metrics = self.metrics.clone();
+        let api = Router::new()
             .route(
                 "/version",
                 get(|| async { axum::Json(discovery::version()) }),
@@ -102,6 +125,11 @@ impl ApiServer {
             .route("/livez", get(|| async { "ok" }))
             .route("/readyz", get(|| async { "ok" }))
             .fallback(handlers::dispatch)
-            .with_state(Arc::new(self))
+            .with_state(Arc::new(self));
+        let api = match metrics {
+            Some(m) => api.layer(axum::middleware::from_fn_with_state(m, metrics::observe)),
+            None => api,
+        };
+        api.merge(extra)
     }
 }

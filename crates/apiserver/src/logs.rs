@@ -30,12 +30,30 @@ const POLL: Duration = Duration::from_millis(250);
 /// Bytes read from the end of a file to find its last lines.
 const TAIL_WINDOW: u64 = 1 << 20;
 
-/// Options of a log request (`follow`, `tailLines`, `prefix` as kubectl names them).
+/// Options of a log request (`follow`, `tailLines`, `prefix`, `sinceSeconds` as kubectl
+/// names them).
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
     pub follow: bool,
     pub tail_lines: Option<usize>,
     pub prefix: bool,
+    /// Only replicas that wrote within this long. Replica lines carry no time of their own,
+    /// so the cut is per file (its last write), not per line.
+    pub since: Option<Duration>,
+}
+
+/// Whether a file last written at `modified` is within `since` of `now`.
+fn written_since(
+    modified: std::time::SystemTime,
+    since: Option<Duration>,
+    now: std::time::SystemTime,
+) -> bool {
+    match since {
+        None => true,
+        Some(since) => now
+            .duration_since(modified)
+            .map_or(true, |age| age <= since),
+    }
 }
 
 /// The last `n` lines of `bytes` (all when `n` is `None`).
@@ -110,7 +128,18 @@ pub fn respond(
     };
     let mut offsets: HashMap<PathBuf, u64> = HashMap::new();
     let mut first = Vec::new();
+    let now = std::time::SystemTime::now();
     for (id, path) in &files {
+        let recent = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| written_since(m, opts.since, now));
+        if !recent {
+            // Followed from its end: what it writes from now on is recent.
+            if let Ok(m) = std::fs::metadata(path) {
+                offsets.insert(path.clone(), m.len());
+            }
+            continue;
+        }
         let Ok((bytes, end)) = read_tail(path, opts.tail_lines) else {
             continue;
         };
@@ -175,6 +204,17 @@ mod tests {
         assert_eq!(last_lines(b, None), b);
         assert_eq!(last_lines(b, Some(0)), b"");
         assert_eq!(last_lines(b"a\nb", Some(1)), b"b");
+    }
+
+    #[test]
+    fn since_cuts_by_last_write() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let at = |s| std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        assert!(written_since(at(1), None, now));
+        assert!(written_since(at(900), Some(Duration::from_secs(100)), now));
+        assert!(!written_since(at(899), Some(Duration::from_secs(100)), now));
+        // A clock that went back: keep.
+        assert!(written_since(at(2000), Some(Duration::from_secs(1)), now));
     }
 
     #[test]

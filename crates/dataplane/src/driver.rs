@@ -28,6 +28,7 @@ use wisp_runtime::{Backend, ReplicaHandle, ReplicaSpec, RevisionRef, RuntimeErro
 
 use wisp_oci::auth::Keychain;
 use wisp_store::Store;
+use wisp_telemetry::{AutoscalerGauges, AutoscalerSample, RevisionLabels};
 
 use crate::images::ImageResolver;
 use crate::observe::{Facts, Failure, observe};
@@ -59,6 +60,7 @@ pub(crate) struct Shared {
     pub store: Option<Arc<dyn Store>>,
     pub observations: Mutex<HashMap<RevisionKey, RevisionObservation>>,
     pub changes: UnboundedSender<RevisionName>,
+    pub telemetry: Option<wisp_telemetry::Telemetry>,
     replica_seq: AtomicU64,
     id_prefix: String,
 }
@@ -70,6 +72,7 @@ impl Shared {
         resolver: Option<Arc<ImageResolver>>,
         store: Option<Arc<dyn Store>>,
         changes: UnboundedSender<RevisionName>,
+        telemetry: Option<wisp_telemetry::Telemetry>,
     ) -> Self {
         Shared {
             gateway,
@@ -78,6 +81,7 @@ impl Shared {
             store,
             observations: Mutex::default(),
             changes,
+            telemetry,
             replica_seq: AtomicU64::new(1),
             // Random per daemon run: log files of earlier runs stay apart, and two daemons on
             // one host never name a container (or its cgroup) alike.
@@ -127,6 +131,8 @@ pub(crate) struct Driver {
     image_digests: Vec<(String, String)>,
     /// A plan whose image could not be resolved, tried again at this time.
     retry: Option<(Instant, Duration, Box<Plan>)>,
+    /// Where decisions are reported, with the revision's metric labels.
+    gauges: Option<(AutoscalerGauges, Box<RevisionLabels>)>,
 }
 
 /// First wait before resolving an image again; doubled up to [`RESOLVE_RETRY_MAX`].
@@ -165,6 +171,7 @@ pub(crate) fn spawn(
         published: None,
         image_digests: Vec::new(),
         retry: None,
+        gauges: None,
     };
     // One heap allocation of the driver's state for the revision's life; the loop's
     // rarely taken branches are boxed, so an idle revision's task stays small.
@@ -369,6 +376,33 @@ impl Driver {
         };
         let stats = collector.stats(now.into_std(), ready);
         let d = scaler.decide(now.into_std(), ready, stats);
+        if let Some(t) = &self.shared.telemetry {
+            let (gauges, _) = self.gauges.get_or_insert_with(|| {
+                let labels = t.serving().labels(&self.key);
+                (t.autoscaling().revision(&labels), Box::new(labels))
+            });
+            let spec = scaler.spec();
+            let (target_c, target_r) = match spec.metric {
+                wisp_autoscaler::spec::Metric::Concurrency => (Some(spec.target), None),
+                wisp_autoscaler::spec::Metric::Rps => (None, Some(spec.target)),
+            };
+            gauges.set(AutoscalerSample {
+                desired_pods: d.metric_desired,
+                requested_pods: d.desired,
+                actual_pods: ready,
+                not_ready_pods: i32::try_from(self.replicas.len())
+                    .unwrap_or(i32::MAX)
+                    .saturating_sub(ready),
+                panic_mode: d.panic,
+                stable_request_concurrency: stats.stable_concurrency,
+                panic_request_concurrency: stats.panic_concurrency,
+                stable_requests_per_second: stats.stable_rps,
+                panic_requests_per_second: stats.panic_rps,
+                target_concurrency_per_pod: target_c,
+                target_requests_per_second: target_r,
+                excess_burst_capacity: f64::from(d.excess_burst_capacity),
+            });
+        }
         tracing::debug!(
             revision = %self.key, desired = d.desired, ready, reason = %d.reason,
             stable = d.stable_avg, panic = d.panic_avg, "autoscaler decision"
@@ -580,6 +614,12 @@ impl Driver {
 
     async fn shutdown(mut self) {
         self.shared.gateway.remove_revision(&self.key);
+        if let Some(t) = &self.shared.telemetry {
+            if let Some((_, labels)) = &self.gauges {
+                t.autoscaling().forget(labels);
+            }
+            t.serving().forget(&self.key);
+        }
         self.shared.observations().remove(&self.key);
         let grace = self
             .plan

@@ -47,6 +47,9 @@ pub struct Options {
     /// reach its initial scale before it is marked failed (the revision's
     /// `serving.knative.dev/progress-deadline` annotation wins).
     pub progress_deadline: Duration,
+    /// Where the drivers report autoscaler decisions, and revisions' names are told for the
+    /// gateway's request metrics (`None`: nowhere).
+    pub telemetry: Option<wisp_telemetry::Telemetry>,
 }
 
 impl Default for Options {
@@ -54,6 +57,7 @@ impl Default for Options {
         Options {
             autoscaler: Config::default(),
             progress_deadline: wisp_autoscaler::spec::DEFAULT_PROGRESS_DEADLINE,
+            telemetry: None,
         }
     }
 }
@@ -92,7 +96,14 @@ impl DataPlane {
     ) -> Arc<Self> {
         let (tx, rx) = unbounded_channel();
         Arc::new(DataPlane {
-            shared: Arc::new(Shared::new(gateway, backend, resolver, store, tx)),
+            shared: Arc::new(Shared::new(
+                gateway,
+                backend,
+                resolver,
+                store,
+                tx,
+                options.telemetry.clone(),
+            )),
             options,
             revisions: Mutex::default(),
             routes: Arc::default(),
@@ -149,6 +160,18 @@ impl DataPlane {
     }
 }
 
+/// The labels of a revision's metrics: Knative's, from the Revision's own labels.
+fn metric_labels(rev: &Revision) -> wisp_telemetry::RevisionLabels {
+    use wisp_api::serving::keys;
+    let label = |k: &str| rev.metadata.labels.get(k).cloned().unwrap_or_default();
+    wisp_telemetry::RevisionLabels {
+        namespace: rev.metadata.namespace.clone(),
+        service: label(keys::SERVICE_LABEL),
+        configuration: label(keys::CONFIGURATION_LABEL),
+        revision: rev.metadata.name.clone(),
+    }
+}
+
 /// How long route changes are gathered before the gateway's table is rebuilt, once one was
 /// just rebuilt.
 const ROUTE_COALESCE: Duration = Duration::from_millis(5);
@@ -199,6 +222,11 @@ impl DataPlaneApi for DataPlane {
                 let _ = e.tx.send(Msg::Update(plan));
             }
             None => {
+                if let Some(t) = &self.options.telemetry {
+                    // Before the driver adds the revision to the gateway, whose observer
+                    // resolves the revision's metric labels then.
+                    t.serving().describe(metric_labels(rev));
+                }
                 // Reached its initial scale in an earlier run: start at zero, as Knative's
                 // autoscaler does for an initialized PodAutoscaler.
                 let resumed = get_condition(&rev.status.conditions, "ResourcesAvailable")

@@ -13,6 +13,11 @@
 //! and the gateway is what holds a request while a replica starts. URLs whose host is under
 //! the serving domain (or Kubernetes' cluster-local forms) are sent to the gateway's address
 //! with the URL's host in `Host`.
+//!
+//! Tracing: each attempt is a span of the event's trace (its `traceparent` extension) with a
+//! span id of its own, sent as the W3C `traceparent` header (with the event's `tracestate`),
+//! and recorded when a tracer is set and the trace is sampled; a reply without a trace
+//! context of its own continues the trace under the attempt that got it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +32,7 @@ use hyper_util::rt::TokioExecutor;
 use wisp_cloudevents::{Event, extensions};
 use wisp_eventing::delivery::{Outcome as Outcome_, RetryPolicy, Step, retry_after};
 use wisp_eventlog::EventLog;
+use wisp_telemetry::trace::{Kind, Span, TRACEPARENT, TRACESTATE, TraceContext, Tracer};
 
 /// Where an event goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -68,6 +74,18 @@ pub enum Outcome {
     Dropped,
 }
 
+/// What became of an event, and what the subscriber last answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub outcome: Outcome,
+    /// The subscriber's last status (`None`: no answer; 202 for an append to a stream).
+    pub status: Option<u16>,
+    /// Attempts at the subscriber.
+    pub attempts: u32,
+    /// Why the subscriber failed, when it did.
+    pub error: Option<String>,
+}
+
 /// Response bodies are read up to this size (replies and error data).
 const MAX_RESPONSE: usize = 4 << 20;
 /// `knativeerrordata` carries at most this much of the failed response's body.
@@ -81,12 +99,38 @@ pub struct Sender {
     gateway: Option<SocketAddr>,
     /// Host suffixes served by the gateway (`.localhost`, `.svc.cluster.local`, ...).
     local_suffixes: Arc<[String]>,
+    /// Where spans of attempts go (`None`: none are made).
+    tracer: Option<Tracer>,
+}
+
+/// Who sends, for the spans of the attempts.
+struct Attempts<'a> {
+    /// The trigger (`namespace/name`) or consumer delivering.
+    consumer: &'a str,
+    /// `subscriber`, `reply` or `dead letter`.
+    role: &'static str,
+    /// The event's trace context: each attempt is a child of it.
+    parent: Option<TraceContext>,
+}
+
+impl Attempts<'_> {
+    fn of<'a>(consumer: &'a str, role: &'static str, event: &Event) -> Attempts<'a> {
+        Attempts {
+            consumer,
+            role,
+            parent: event
+                .attribute(extensions::TRACEPARENT)
+                .and_then(|v| TraceContext::parse(v.as_bytes())),
+        }
+    }
 }
 
 /// A failed attempt.
 #[derive(Debug)]
 struct Failure {
     status: Option<u16>,
+    /// Attempts made before giving up (set by `send_with_retries`).
+    attempts: u32,
     body: Bytes,
     message: String,
     retry_after: Option<String>,
@@ -110,7 +154,14 @@ impl Sender {
                 ".svc".to_string(),
             ]
             .into(),
+            tracer: None,
         }
+    }
+
+    /// Records a span per attempt of sampled events in `tracer`.
+    pub fn with_tracer(mut self, tracer: Option<Tracer>) -> Sender {
+        self.tracer = tracer;
+        self
     }
 
     pub fn log(&self) -> &Arc<dyn EventLog> {
@@ -119,7 +170,8 @@ impl Sender {
 
     /// Delivers `event` as `d` says, retrying and dead-lettering; returns once the event is
     /// done with. Errors of the event log (replies, streams) are retried like HTTP failures.
-    pub async fn deliver(&self, d: &Delivery, event: &Event) -> Outcome {
+    /// `consumer` names the trigger (or consumer) in spans.
+    pub async fn deliver(&self, d: &Delivery, event: &Event, consumer: &str) -> Report {
         let mut sent = event.clone();
         let ttl = if d.carry_ttl {
             sent.remove_attribute(extensions::KNATIVE_BROKER_TTL)
@@ -128,22 +180,44 @@ impl Sender {
         } else {
             None
         };
-        match self.send_with_retries(&d.subscriber, &sent, &d.retry).await {
-            Ok(reply) => {
+        let who = Attempts::of(consumer, "subscriber", &sent);
+        match self
+            .send_with_retries(&d.subscriber, &sent, &d.retry, &who)
+            .await
+        {
+            Ok((reply, status, attempts, ctx)) => {
                 if let (Some(mut reply), Some(to)) = (reply, &d.reply) {
                     if let Some(ttl) = ttl {
                         let _ = reply.set_attribute(extensions::KNATIVE_BROKER_TTL, ttl);
                     }
-                    if let Err(f) = self.send_with_retries(to, &reply, &d.retry).await {
+                    // The reply continues the trace, under the attempt that got it.
+                    if let Some(ctx) = ctx
+                        && reply.attribute(extensions::TRACEPARENT).is_none()
+                    {
+                        let _ = reply.set_attribute(extensions::TRACEPARENT, ctx.to_string());
+                    }
+                    let who = Attempts::of(consumer, "reply", &reply);
+                    if let Err(f) = self.send_with_retries(to, &reply, &d.retry, &who).await {
                         tracing::warn!(to = %to, error = %f.message, "cannot deliver a reply; dropped");
                     }
                 }
-                Outcome::Delivered
+                Report {
+                    outcome: Outcome::Delivered,
+                    status: Some(status),
+                    attempts,
+                    error: None,
+                }
             }
             Err(f) => {
+                let report = |outcome| Report {
+                    outcome,
+                    status: f.status,
+                    attempts: f.attempts,
+                    error: Some(f.message.clone()),
+                };
                 let Some(dls) = &d.dead_letter else {
                     tracing::warn!(to = %d.subscriber, id = event.id(), error = %f.message, "delivery failed; no dead letter sink, event dropped");
-                    return Outcome::Dropped;
+                    return report(Outcome::Dropped);
                 };
                 let mut dead = sent;
                 let _ =
@@ -155,11 +229,12 @@ impl Sender {
                     let cut = &f.body[..f.body.len().min(MAX_ERROR_DATA)];
                     let _ = dead.set_attribute(extensions::KNATIVE_ERROR_DATA, base64(cut));
                 }
-                match self.send_with_retries(dls, &dead, &d.retry).await {
-                    Ok(_) => Outcome::DeadLettered,
+                let who = Attempts::of(consumer, "dead letter", &dead);
+                match self.send_with_retries(dls, &dead, &d.retry, &who).await {
+                    Ok(_) => report(Outcome::DeadLettered),
                     Err(e) => {
                         tracing::warn!(to = %dls, id = event.id(), error = %e.message, "dead letter delivery failed; event dropped");
-                        Outcome::Dropped
+                        report(Outcome::Dropped)
                     }
                 }
             }
@@ -171,14 +246,24 @@ impl Sender {
         to: &Target,
         event: &Event,
         policy: &RetryPolicy,
-    ) -> Result<Option<Event>, Failure> {
+        who: &Attempts<'_>,
+    ) -> Result<(Option<Event>, u16, u32, Option<TraceContext>), Failure> {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let failure = match self.send_once(to, event, policy.timeout).await {
-                Ok(reply) => return Ok(reply),
+            let ctx = who.parent.map(|p| p.child());
+            let started = SystemTime::now();
+            let result = self
+                .send_once(to, event, policy.timeout, ctx.as_ref())
+                .await;
+            if let Some(ctx) = &ctx {
+                self.record_attempt(who, ctx, to, attempt, started, &result);
+            }
+            let mut failure = match result {
+                Ok((status, reply)) => return Ok((reply, status, attempt, ctx)),
                 Err(f) => f,
             };
+            failure.attempts = attempt;
             let outcome = match failure.status {
                 Some(s) => Outcome_::of_status(s),
                 None => Outcome_::Retryable,
@@ -196,12 +281,51 @@ impl Sender {
         }
     }
 
+    /// The span of one attempt, if the trace is sampled and a tracer is set.
+    fn record_attempt(
+        &self,
+        who: &Attempts<'_>,
+        ctx: &TraceContext,
+        to: &Target,
+        attempt: u32,
+        started: SystemTime,
+        result: &Result<(u16, Option<Event>), Failure>,
+    ) {
+        let Some(tracer) = &self.tracer else {
+            return;
+        };
+        if !ctx.sampled() {
+            return;
+        }
+        let parent = who.parent.map(|p| p.span_id);
+        let end = SystemTime::now();
+        let mut span = Span::new(ctx, parent, "delivery", Kind::Client, started, end);
+        span.attr("wisp.trigger", who.consumer)
+            .attr("wisp.delivery.role", who.role)
+            .attr("wisp.delivery.dead_letter", who.role == "dead letter")
+            .attr("url.full", to.to_string())
+            .attr("wisp.delivery.attempt", i64::from(attempt));
+        let status = match result {
+            Ok((status, _)) => Some(*status),
+            Err(f) => f.status,
+        };
+        if let Some(status) = status {
+            span.attr("http.response.status_code", i64::from(status));
+        }
+        if let Err(f) = result {
+            span.attr("error.message", f.message.as_str());
+            span.error = true;
+        }
+        tracer.record(span);
+    }
+
     async fn send_once(
         &self,
         to: &Target,
         event: &Event,
         timeout: Option<Duration>,
-    ) -> Result<Option<Event>, Failure> {
+        trace: Option<&TraceContext>,
+    ) -> Result<(u16, Option<Event>), Failure> {
         match to {
             Target::Stream(stream) => {
                 let mut ev = event.clone();
@@ -210,12 +334,13 @@ impl Sender {
                     stream.starts_with(crate::reconcile::BROKER_STREAM_PREFIX),
                 ) {
                     tracing::info!(id = ev.id(), %stream, "dropped: knativebrokerttl ran out (a reply loop?)");
-                    return Ok(None);
+                    return Ok((StatusCode::ACCEPTED.as_u16(), None));
                 }
                 match self.log.append(stream, vec![ev.encode()]).await {
-                    Ok(_) => Ok(None),
+                    Ok(_) => Ok((StatusCode::ACCEPTED.as_u16(), None)),
                     Err(e) => Err(Failure {
                         status: None,
+                        attempts: 0,
                         body: Bytes::new(),
                         message: format!("cannot append to {stream}: {e}"),
                         retry_after: None,
@@ -223,12 +348,13 @@ impl Sender {
                 }
             }
             Target::Http(url) => {
-                let fut = self.post(url, event);
+                let fut = self.post(url, event, trace);
                 match timeout {
                     Some(t) => match tokio::time::timeout(t, fut).await {
                         Ok(r) => r,
                         Err(_) => Err(Failure {
                             status: None,
+                            attempts: 0,
                             body: Bytes::new(),
                             message: format!("no response within {t:?} (delivery.timeout)"),
                             retry_after: None,
@@ -240,9 +366,15 @@ impl Sender {
         }
     }
 
-    async fn post(&self, url: &str, event: &Event) -> Result<Option<Event>, Failure> {
+    async fn post(
+        &self,
+        url: &str,
+        event: &Event,
+        trace: Option<&TraceContext>,
+    ) -> Result<(u16, Option<Event>), Failure> {
         let fail = |message: String| Failure {
             status: None,
+            attempts: 0,
             body: Bytes::new(),
             message,
             retry_after: None,
@@ -280,6 +412,16 @@ impl Sender {
         }
         req.headers_mut()
             .insert("prefer", HeaderValue::from_static("reply"));
+        if let Some(ctx) = trace {
+            req.headers_mut()
+                .insert(TRACEPARENT.clone(), ctx.to_header());
+            if let Some(state) = event
+                .attribute(extensions::TRACESTATE)
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                req.headers_mut().insert(TRACESTATE.clone(), state);
+            }
+        }
         let resp = self
             .client
             .request(req)
@@ -300,12 +442,13 @@ impl Sender {
         if !status.is_success() {
             return Err(Failure {
                 status: Some(status.as_u16()),
+                attempts: 0,
                 message: format!("{url} answered {status}"),
                 body,
                 retry_after,
             });
         }
-        Ok(reply_of(status, &parts.headers, body))
+        Ok((status.as_u16(), reply_of(status, &parts.headers, body)))
     }
 }
 

@@ -22,6 +22,7 @@ use wisp_eventing::filter::Filter;
 use wisp_eventlog::{AckTracker, Seq, Start};
 
 use crate::deliver::{Delivery, Outcome, Sender};
+use crate::record::{REASON_DEAD_LETTERED, REASON_DROPPED, Recorder, TriggerRef};
 
 /// Records read from the log per batch.
 const READ_BATCH: usize = 512;
@@ -41,6 +42,9 @@ pub struct ConsumerSpec {
     /// Changes whenever anything above changes: a changed consumer is restarted from its
     /// cursor.
     pub fingerprint: String,
+    /// The Trigger it delivers for (`None`: a subscription or a source): its dispatch
+    /// metrics and its Events about failed deliveries.
+    pub trigger: Option<TriggerRef>,
 }
 
 /// What happened to events, for status and tests.
@@ -54,6 +58,14 @@ pub struct Counters {
 struct Running {
     fingerprint: String,
     task: JoinHandle<()>,
+    trigger: Option<TriggerRef>,
+}
+
+/// Where consumers report what became of events.
+#[derive(Clone, Default)]
+pub struct Reporting {
+    pub telemetry: Option<wisp_telemetry::Telemetry>,
+    pub recorder: Option<Arc<Recorder>>,
 }
 
 /// Runs the consumers the reconciler asks for.
@@ -61,14 +73,27 @@ pub struct Dispatcher {
     sender: Sender,
     running: Mutex<HashMap<String, Running>>,
     pub counters: Arc<Counters>,
+    reporting: Reporting,
 }
 
 impl Dispatcher {
-    pub fn new(sender: Sender) -> Dispatcher {
+    pub fn new(sender: Sender, reporting: Reporting) -> Dispatcher {
         Dispatcher {
             sender,
             running: Mutex::default(),
             counters: Arc::default(),
+            reporting,
+        }
+    }
+
+    /// A trigger that is gone: its series and pending Events go too.
+    fn forget(&self, t: &TriggerRef) {
+        if let Some(tel) = &self.reporting.telemetry {
+            tel.eventing()
+                .forget_trigger(&t.namespace, &t.broker, &t.name);
+        }
+        if let Some(r) = &self.reporting.recorder {
+            r.forget(&t.namespace, &t.name);
         }
     }
 
@@ -106,15 +131,21 @@ impl Dispatcher {
             let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
             let wanted: HashMap<&str, &ConsumerSpec> =
                 specs.iter().map(|s| (s.id.as_str(), s)).collect();
+            let mut gone = Vec::new();
             running.retain(|id, r| {
-                let keep = wanted
-                    .get(id.as_str())
-                    .is_some_and(|s| s.fingerprint == r.fingerprint);
+                let want = wanted.get(id.as_str());
+                let keep = want.is_some_and(|s| s.fingerprint == r.fingerprint);
                 if !keep {
                     r.task.abort();
+                    if let (None, Some(t)) = (want, r.trigger.take()) {
+                        gone.push(t);
+                    }
                 }
                 keep
             });
+            for t in &gone {
+                self.forget(t);
+            }
             for spec in &specs {
                 if running.contains_key(&spec.id) {
                     continue;
@@ -127,12 +158,14 @@ impl Dispatcher {
                     cursor,
                     self.sender.clone(),
                     self.counters.clone(),
+                    self.reporting.clone(),
                 ));
                 running.insert(
                     spec.id.clone(),
                     Running {
                         fingerprint: spec.fingerprint.clone(),
                         task,
+                        trigger: spec.trigger.clone(),
                     },
                 );
             }
@@ -148,8 +181,19 @@ impl Dispatcher {
     }
 }
 
-async fn run(spec: ConsumerSpec, cursor: Seq, sender: Sender, counters: Arc<Counters>) {
+async fn run(
+    spec: ConsumerSpec,
+    cursor: Seq,
+    sender: Sender,
+    counters: Arc<Counters>,
+    reporting: Reporting,
+) {
     let log = sender.log().clone();
+    let trigger = spec.trigger.clone().map(Arc::new);
+    let metrics = match (&trigger, &reporting.telemetry) {
+        (Some(t), Some(tel)) => Some(tel.eventing().trigger(&t.namespace, &t.broker, &t.name)),
+        _ => None,
+    };
     let mut head = loop {
         match log.watch(&spec.stream).await {
             Ok(w) => break w,
@@ -165,6 +209,11 @@ async fn run(spec: ConsumerSpec, cursor: Seq, sender: Sender, counters: Arc<Coun
     let limit = Arc::new(Semaphore::new(spec.parallelism.max(1)));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Seq>();
     let delivery = Arc::new(spec.delivery.clone());
+    // How spans name this consumer: the trigger, or the consumer's id.
+    let consumer: Arc<str> = match &trigger {
+        Some(t) => format!("{}/{}", t.namespace, t.name).into(),
+        None => spec.id.as_str().into(),
+    };
     loop {
         while let Ok(seq) = done_rx.try_recv() {
             tracker.done(seq);
@@ -223,14 +272,50 @@ async fn run(spec: ConsumerSpec, cursor: Seq, sender: Sender, counters: Arc<Coun
                 done_tx.clone(),
                 counters.clone(),
             );
+            let (trigger, metrics, recorder) =
+                (trigger.clone(), metrics.clone(), reporting.recorder.clone());
             let seq = record.seq;
+            let consumer = consumer.clone();
             tokio::spawn(async move {
-                let outcome = sender.deliver(&delivery, &event).await;
-                let counter = match outcome {
+                let started = tokio::time::Instant::now();
+                let report = sender.deliver(&delivery, &event, &consumer).await;
+                if let Some(m) = &metrics {
+                    m.dispatched(report.status, started.elapsed(), report.attempts);
+                }
+                let counter = match report.outcome {
                     Outcome::Delivered => &counters.delivered,
-                    Outcome::DeadLettered => &counters.dead_lettered,
-                    Outcome::Dropped => &counters.dropped,
+                    Outcome::DeadLettered => {
+                        if let Some(m) = &metrics {
+                            m.dead_lettered();
+                        }
+                        &counters.dead_lettered
+                    }
+                    Outcome::Dropped => {
+                        if let Some(m) = &metrics {
+                            m.dropped();
+                        }
+                        &counters.dropped
+                    }
                 };
+                if let (Some(t), Some(r), Outcome::DeadLettered | Outcome::Dropped) =
+                    (&trigger, &recorder, &report.outcome)
+                {
+                    let (reason, fate) = match report.outcome {
+                        Outcome::DeadLettered => {
+                            (REASON_DEAD_LETTERED, "sent to the dead letter sink")
+                        }
+                        _ => (REASON_DROPPED, "dropped"),
+                    };
+                    let message = format!(
+                        "event {:?} ({}) could not be delivered to {} after {} attempt(s): {}; {fate}",
+                        event.id(),
+                        event.attribute("type").unwrap_or_default(),
+                        delivery.subscriber,
+                        report.attempts,
+                        report.error.as_deref().unwrap_or("failed"),
+                    );
+                    r.failed(t, reason, message);
+                }
                 counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 drop(permit);
                 let _ = done.send(seq);

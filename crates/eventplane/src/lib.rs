@@ -30,6 +30,7 @@ pub mod dispatch;
 pub mod ingress;
 pub mod ping;
 pub mod reconcile;
+pub mod record;
 
 use deliver::Sender;
 use dispatch::Dispatcher;
@@ -66,6 +67,8 @@ pub struct Config {
     pub domain: String,
     /// The API server's URL: the `source` of ApiServerSource events.
     pub api_url: String,
+    /// Where ingress and dispatch figures go (`None`: nowhere).
+    pub telemetry: Option<wisp_telemetry::Telemetry>,
 }
 
 /// The running event plane. Cheap to share.
@@ -77,11 +80,14 @@ pub struct EventPlane {
     dispatcher: Dispatcher,
     pings: watch::Sender<Vec<reconcile::PingSpec>>,
     api_watches: watch::Sender<Vec<reconcile::sources::ApiWatchSpec>>,
+    telemetry: Option<wisp_telemetry::Telemetry>,
 }
 
 impl EventPlane {
     pub fn new(store: Arc<dyn Store>, log: Arc<dyn EventLog>, config: Config) -> Arc<EventPlane> {
-        let sender = Sender::new(log.clone(), config.gateway, &config.domain);
+        let sender = Sender::new(log.clone(), config.gateway, &config.domain)
+            .with_tracer(config.telemetry.as_ref().and_then(|t| t.tracer().cloned()));
+        let recorder = record::Recorder::new(store.clone());
         let (pings, rx) = watch::channel(Vec::new());
         tokio::spawn(ping::run(log.clone(), rx));
         let (api_watches, rx) = watch::channel(Vec::new());
@@ -98,15 +104,27 @@ impl EventPlane {
                 ingress_url: config.ingress_url,
             },
             addresses: Arc::default(),
-            dispatcher: Dispatcher::new(sender),
+            dispatcher: Dispatcher::new(
+                sender,
+                dispatch::Reporting {
+                    telemetry: config.telemetry.clone(),
+                    recorder: Some(recorder),
+                },
+            ),
             pings,
             api_watches,
+            telemetry: config.telemetry,
         })
     }
 
     /// The ingress's HTTP routes.
     pub fn router(&self) -> axum::Router {
-        ingress::router(self.log.clone(), self.addresses.clone())
+        ingress::router(
+            self.log.clone(),
+            self.addresses.clone(),
+            self.telemetry.as_ref().map(|t| t.eventing().clone()),
+            self.telemetry.as_ref().and_then(|t| t.tracer().cloned()),
+        )
     }
 
     /// Delivery counters (delivered, dead-lettered, dropped).
@@ -181,7 +199,9 @@ impl EventPlane {
         Ok((items, list.resource_version))
     }
 
-    /// One pass: read, decide, write statuses, apply. Returns the store's version it read.
+    /// One pass: read, decide, write statuses, apply. Returns the oldest of the versions its
+    /// lists were read at: watching from there cannot miss an object created between two of
+    /// the lists (changes seen twice are harmless, the pass is idempotent).
     async fn reconcile_once(&self) -> Result<u64, StoreError> {
         let (brokers, rv1) = self.list(&kinds::BROKERS).await?;
         let (triggers, rv2) = self.list(&kinds::TRIGGERS).await?;
@@ -253,7 +273,7 @@ impl EventPlane {
             rv1, rv2, rv3, rv4, rv5, rv6, rv7, rv8, rv9, rv10, rv11, rv12,
         ]
         .into_iter()
-        .max()
+        .min()
         .unwrap_or(0))
     }
 

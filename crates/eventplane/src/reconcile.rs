@@ -523,6 +523,12 @@ pub fn reconcile(world: &World, settings: &Settings, now: &str) -> Plan {
                     delivery: d,
                     parallelism: if ordered { 1 } else { DEFAULT_PARALLELISM },
                     start: Start::Tail,
+                    trigger: Some(crate::record::TriggerRef {
+                        namespace: ns.to_string(),
+                        name: name.to_string(),
+                        uid: t.metadata.uid.clone(),
+                        broker: t.spec.broker.clone(),
+                    }),
                 })
             }
             _ => None,
@@ -605,6 +611,7 @@ pub fn reconcile(world: &World, settings: &Settings, now: &str) -> Plan {
                 delivery,
                 parallelism: 1,
                 start: Start::Head,
+                trigger: None,
             });
             plan.schedules.push(PingSpec {
                 id: format!("{ns}/{name}/{}", p.metadata.uid),

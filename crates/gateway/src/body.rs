@@ -23,6 +23,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::dispatch::InFlight;
 use crate::error::TimeoutKind;
+use crate::observe::Observed;
 use crate::pool::H1Sender;
 
 /// Why a response body ended abnormally after its headers were sent. The client sees a
@@ -40,6 +41,9 @@ pub struct ResponseBody {
     kind: Kind,
 }
 
+// Boxing the proxied variant would cost every proxied request an allocation; the body is
+// built once and polled in place, so its size only costs one move into hyper.
+#[allow(clippy::large_enum_variant)]
 enum Kind {
     Full(Option<Bytes>),
     Proxied(ProxyBody),
@@ -63,6 +67,7 @@ impl ResponseBody {
         flight: InFlight,
         conn: Option<H1Sender>,
         idle_timeout: Option<Duration>,
+        observed: Option<Observed>,
     ) -> Self {
         ResponseBody {
             kind: Kind::Proxied(ProxyBody {
@@ -70,6 +75,7 @@ impl ResponseBody {
                 flight: Some(flight),
                 conn,
                 idle: idle_timeout.map(IdleTimer::new),
+                observed,
             }),
         }
     }
@@ -109,6 +115,8 @@ struct ProxyBody {
     flight: Option<InFlight>,
     conn: Option<H1Sender>,
     idle: Option<IdleTimer>,
+    /// Reported to the request observer when the exchange is over; counts the bytes sent.
+    observed: Option<Observed>,
 }
 
 impl ProxyBody {
@@ -120,6 +128,9 @@ impl ProxyBody {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(idle) = &mut self.idle {
                     idle.touch();
+                }
+                if let (Some(o), Some(data)) = (&mut self.observed, frame.data_ref()) {
+                    o.response_size += data.len() as u64;
                 }
                 if self.inner.is_end_stream() {
                     self.finish(true);
@@ -164,6 +175,9 @@ impl ProxyBody {
             replica.pool.put_back(conn);
         }
         drop(flight);
+        if let Some(observed) = self.observed.take() {
+            observed.finish();
+        }
     }
 }
 

@@ -36,6 +36,8 @@ use crate::revision::{Busy, Replica, RevisionState};
 pub(crate) struct InFlight {
     pub revision: Arc<RevisionState>,
     replica: Option<Arc<Replica>>,
+    /// It waited for the revision to get a first replica.
+    pub held: bool,
 }
 
 impl InFlight {
@@ -45,6 +47,7 @@ impl InFlight {
         InFlight {
             revision,
             replica: None,
+            held: false,
         }
     }
 
@@ -118,6 +121,7 @@ impl InFlight {
                 })?);
             }
             if busy == Busy::NoEndpoints {
+                self.held = true;
                 rev.note_held();
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {

@@ -22,10 +22,12 @@
 //!               │   all at containerConcurrency ─► queue (bounded)
 //!               │   queue/hold full or wait too long ─► 503
 //!   headers.rs  │ strip hop-by-hop · add Forwarded / X-Forwarded-*
+//!   trace.rs    │ traceparent: the caller's trace (or a new one) with this hop as parent
 //!   pool.rs     │ pooled keep-alive connection to the replica (h2c if the port says so)
 //!               │   refused ─► once more on another replica · no response start ─► 504
 //!   body.rs     │ stream the response back; idle timeout; release slot + connection at end
 //!               │   101 Switching Protocols ─► splice both upgraded connections
+//!   observe.rs  │ at the end: one call to the RequestObserver, if one is installed
 //!   error.rs    └ every gateway-made answer: one enum, one mapping to status + message
 //! ```
 //! Each phase is a function or type in its module, written so a request does a handful of
@@ -67,16 +69,18 @@ mod dispatch;
 mod error;
 mod headers;
 pub mod meter;
+mod observe;
 mod pool;
 mod proxy;
 mod revision;
 pub mod route;
 mod server;
 mod table;
+pub mod trace;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -85,6 +89,7 @@ use tokio::time::Instant;
 
 pub use body::{BodyError, ResponseBody};
 pub use error::{GatewayError, TimeoutKind};
+pub use observe::{RequestObserver, RequestRecord};
 pub use table::{HostRoute, RevisionConfig, RevisionKey, RoutingTable, normalize_host};
 
 use revision::RevisionState;
@@ -118,6 +123,9 @@ pub struct GatewayOptions {
     pub max_idle_per_replica: usize,
     /// The scheme clients use to reach the gateway, for `X-Forwarded-Proto` and `Forwarded`.
     pub forwarded_proto: &'static str,
+    /// Whether a request without a valid `traceparent` starts a *sampled* trace (set when
+    /// spans are exported). A request that has one keeps its caller's sampled flag.
+    pub sample_new_traces: bool,
 }
 
 impl Default for GatewayOptions {
@@ -129,6 +137,7 @@ impl Default for GatewayOptions {
             connect_timeout: Duration::from_secs(5),
             max_idle_per_replica: 256,
             forwarded_proto: "http",
+            sample_new_traces: false,
         }
     }
 }
@@ -207,6 +216,8 @@ pub(crate) struct Inner {
     pub options: GatewayOptions,
     events: UnboundedSender<GatewayEvent>,
     epoch: Instant,
+    /// Told about every finished request; set once, before revisions are added.
+    pub observer: OnceLock<Arc<dyn RequestObserver>>,
 }
 
 #[derive(Default)]
@@ -235,8 +246,19 @@ impl Gateway {
                 options,
                 events,
                 epoch: Instant::now(),
+                observer: OnceLock::new(),
             }),
         }
+    }
+
+    /// Installs `observer`, told about every finished request (see [`RequestObserver`]).
+    /// Install it before adding revisions: a revision's own observer is asked for when the
+    /// revision is added. A second observer is ignored.
+    pub fn with_observer(self, observer: Arc<dyn RequestObserver>) -> Self {
+        if self.inner.observer.set(observer).is_err() {
+            tracing::warn!("a request observer is already installed; the new one is ignored");
+        }
+        self
     }
 
     pub fn options(&self) -> &GatewayOptions {
@@ -264,12 +286,14 @@ impl Gateway {
             existing.set_config(config);
             return;
         }
+        let observer = self.inner.observer.get().and_then(|o| o.for_revision(&key));
         let state = Arc::new(RevisionState::new(
             key.clone(),
             config,
             self.inner.epoch,
             self.inner.events.clone(),
             self.inner.options.max_idle_per_replica,
+            observer,
         ));
         // Routes naming the revision were compiled with an unknown target: recompile them.
         // Only then: a thousand revisions added at start-up must not compile the table a
@@ -339,6 +363,16 @@ impl Gateway {
     /// The revision's counters now.
     pub fn stats(&self, key: &RevisionKey) -> Option<RevisionStats> {
         self.revision(key).map(|state| state.stats())
+    }
+
+    /// Every revision's counters now (for metrics: reads atomics, never waits for the request
+    /// path).
+    pub fn all_stats(&self) -> Vec<(RevisionKey, RevisionStats)> {
+        let states: Vec<Arc<RevisionState>> = self.control().revisions.values().cloned().collect();
+        states
+            .into_iter()
+            .map(|state| (state.key.clone(), state.stats()))
+            .collect()
     }
 
     /// Concurrency-seconds and arrivals since the previous call for this revision (since it

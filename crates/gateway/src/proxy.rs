@@ -3,9 +3,10 @@
 //! splice an upgraded connection). Each phase is a small function or type of its own module;
 //! this file only strings them together, and turns an error into a response in one call.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::header::{self, CONTENT_TYPE, HeaderValue};
 use hyper::http::uri::{PathAndQuery, Scheme};
 use hyper::upgrade::OnUpgrade;
@@ -22,37 +23,64 @@ use crate::headers::{
     ClientAddr, K_NETWORK_HASH, K_NETWORK_PROBE, add_forwarding, is_upgrade_request,
     strip_hop_by_hop,
 };
+use crate::observe::Observed;
 use crate::pool::{SendError, Sent};
 use crate::route::Target;
 use crate::table::{RevisionConfig, normalize_host};
+use crate::trace::{HopTrace, TRACEPARENT};
 
 /// Answers one request (one HTTP/1.1 request or one HTTP/2 stream).
 pub(crate) async fn handle(
     inner: &Inner,
     request: Request<Incoming>,
     client: &ClientAddr,
+    remote: IpAddr,
 ) -> Response<ResponseBody> {
+    let started = Instant::now();
     // Costs nothing unless debug logging is on for this crate.
     let span = tracing::debug_span!(
         "request",
         method = %request.method(),
         path = request.uri().path(),
     );
-    match forward(inner, request, client).instrument(span).await {
+    // Propagation is always on: the replica's parent is this hop.
+    let trace = HopTrace::of(
+        request.headers().get(&TRACEPARENT),
+        inner.options.sample_new_traces,
+    );
+    let mut observed = inner
+        .observer
+        .get()
+        .map(|o| Observed::new(o.clone(), &request, started, remote, trace));
+    let response = match forward(inner, request, client, started, &trace, &mut observed)
+        .instrument(span)
+        .await
+    {
         Ok(response) => response,
         Err(err) => err.into_response(),
+    };
+    // Still here: the gateway answered itself (a proxied body reports when it ends).
+    if let Some(mut observed) = observed {
+        observed.status = response.status().as_u16();
+        observed.response_size = response.body().size_hint().exact().unwrap_or(0);
+        observed.finish();
     }
+    response
 }
 
 async fn forward(
     inner: &Inner,
     mut request: Request<Incoming>,
     client: &ClientAddr,
+    started: Instant,
+    trace: &HopTrace,
+    observed: &mut Option<Observed>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let started = Instant::now();
-
     // Routing: host -> route -> weighted pick of a revision, on a lock-free snapshot.
     let host = request_host(&request)?;
+    if let Some(o) = observed.as_mut() {
+        o.set_host(&host);
+    }
     let revision = {
         let routes = inner.routes.load();
         let name = normalize_host(host.to_str().unwrap_or_default());
@@ -82,6 +110,9 @@ async fn forward(
             }
         }
     };
+    if let Some(o) = observed.as_mut() {
+        o.set_revision(&revision);
+    }
     let config = revision.config();
     let mut flight = InFlight::new(revision, started);
 
@@ -91,14 +122,21 @@ async fn forward(
     let wait_deadline = head_deadline.min(deadline_after(started, inner.options.hold_timeout));
 
     // Hold while activating, concurrency limit, balancing.
-    flight
+    let acquired = flight
         .acquire(
             config.container_concurrency,
             &inner.options,
             started,
             wait_deadline,
         )
-        .await?;
+        .await;
+    if let Some(o) = observed.as_mut() {
+        o.held = flight.held;
+        if flight.held {
+            o.held_for = Some(Instant::now().duration_since(started));
+        }
+    }
+    acquired?;
 
     // Forward.
     let downstream_version = request.version();
@@ -113,12 +151,16 @@ async fn forward(
         &config,
         client_upgrade.is_some(),
         inner.options.forwarded_proto,
+        trace,
     );
     let sent = tokio::time::timeout_at(
         head_deadline,
         send(&mut flight, request, &config, &inner.options),
     )
     .await;
+    if let Some(o) = observed.as_mut() {
+        o.replica = flight.replica().map(|r| r.addr);
+    }
     let (mut response, conn) = match sent {
         Ok(result) => result?,
         Err(_) => {
@@ -128,6 +170,14 @@ async fn forward(
                 limit,
             });
         }
+    };
+    // From here the response is the replica's: its end is reported by the body (or tunnel).
+    let status = response.status().as_u16();
+    let mut take_observed = || {
+        observed.take().map(|mut o| {
+            o.status = status;
+            o
+        })
     };
 
     // Respond: splice an upgrade, or stream the body back.
@@ -140,15 +190,17 @@ async fn forward(
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         strip_hop_by_hop(response.headers_mut(), true);
         let (parts, _) = response.into_parts();
-        tokio::spawn(tunnel(client_upgrade, upstream_upgrade, flight));
+        let observed = take_observed();
+        tokio::spawn(tunnel(client_upgrade, upstream_upgrade, flight, observed));
         return Ok(Response::from_parts(parts, ResponseBody::empty()));
     }
     strip_hop_by_hop(response.headers_mut(), false);
     let (mut parts, body) = response.into_parts();
     parts.version = downstream_version;
+    let observed = take_observed();
     Ok(Response::from_parts(
         parts,
-        ResponseBody::proxied(body, flight, conn, config.idle_timeout),
+        ResponseBody::proxied(body, flight, conn, config.idle_timeout, observed),
     ))
 }
 
@@ -197,7 +249,8 @@ fn deadline_after(start: Instant, limit: Duration) -> Instant {
 }
 
 /// The request as the replica gets it: hop-by-hop headers out, forwarding headers in, the
-/// original `Host` kept, and the target form its protocol wants.
+/// original `Host` kept, `traceparent` naming this hop, and the target form its protocol
+/// wants.
 fn prepare_request(
     request: Request<Incoming>,
     host: &HeaderValue,
@@ -205,11 +258,16 @@ fn prepare_request(
     config: &RevisionConfig,
     keep_upgrade: bool,
     proto: &str,
+    trace: &HopTrace,
 ) -> Request<Incoming> {
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers, keep_upgrade);
     parts.headers.insert(header::HOST, host.clone());
     add_forwarding(&mut parts.headers, client, host, proto);
+    // `tracestate` passes untouched.
+    parts
+        .headers
+        .insert(TRACEPARENT.clone(), trace.context.to_header());
     if config.h2c {
         parts.version = Version::HTTP_2;
         if parts.uri.authority().is_none() {
@@ -295,20 +353,39 @@ async fn send(
 
 /// Splices an upgraded client connection to the upgraded replica connection. The request
 /// stays in flight (and holds its slot) until both sides are done, as in Knative.
-async fn tunnel(client: OnUpgrade, upstream: OnUpgrade, flight: InFlight) {
+async fn tunnel(
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    flight: InFlight,
+    mut observed: Option<Observed>,
+) {
     let (client, upstream) = match tokio::try_join!(client, upstream) {
         Ok(pair) => pair,
         Err(err) => {
             tracing::debug!(error = %err, revision = %flight.revision.key, "upgrade failed");
+            drop(flight);
+            if let Some(o) = observed {
+                o.finish();
+            }
             return;
         }
     };
     let mut client = TokioIo::new(client);
     let mut upstream = TokioIo::new(upstream);
-    if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-        tracing::debug!(error = %err, revision = %flight.revision.key, "upgraded connection ended");
+    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        Ok((_, to_client)) => {
+            if let Some(o) = observed.as_mut() {
+                o.response_size = to_client;
+            }
+        }
+        Err(err) => {
+            tracing::debug!(error = %err, revision = %flight.revision.key, "upgraded connection ended");
+        }
     }
     drop(flight);
+    if let Some(o) = observed {
+        o.finish();
+    }
 }
 
 /// Knative's `K-Network-Probe`: answered by the gateway itself once the host is routed (so a

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::activation::{Activation, ActivationEvent, Effect};
 use crate::meter::{Meter, Reading};
+use crate::observe::RequestObserver;
 use crate::pool::Pool;
 use crate::route::random_u64;
 use crate::table::{RevisionConfig, RevisionKey};
@@ -101,6 +102,8 @@ pub(crate) struct RevisionState {
     epoch: Instant,
     events: UnboundedSender<GatewayEvent>,
     max_idle: usize,
+    /// This revision's request observer, if the gateway's has one for it.
+    pub observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl RevisionState {
@@ -110,6 +113,7 @@ impl RevisionState {
         epoch: Instant,
         events: UnboundedSender<GatewayEvent>,
         max_idle: usize,
+        observer: Option<Arc<dyn RequestObserver>>,
     ) -> Self {
         RevisionState {
             key,
@@ -126,6 +130,7 @@ impl RevisionState {
             epoch,
             events,
             max_idle,
+            observer,
         }
     }
 
@@ -344,6 +349,7 @@ mod tests {
             Instant::now(),
             tx,
             4,
+            None,
         );
         rev.set_endpoints(
             (0..n)

@@ -21,6 +21,7 @@ use crate::{Gateway, Inner, proxy};
 struct Connection {
     inner: Arc<Inner>,
     client: ClientAddr,
+    remote: std::net::IpAddr,
 }
 
 impl Gateway {
@@ -54,12 +55,19 @@ impl Gateway {
             let connection = Arc::new(Connection {
                 inner: self.inner.clone(),
                 client: ClientAddr::new(remote.ip()),
+                remote: remote.ip(),
             });
             let service = service_fn(move |request: Request<Incoming>| {
                 let connection = connection.clone();
                 async move {
                     Ok::<_, Infallible>(
-                        proxy::handle(&connection.inner, request, &connection.client).await,
+                        proxy::handle(
+                            &connection.inner,
+                            request,
+                            &connection.client,
+                            connection.remote,
+                        )
+                        .await,
                     )
                 }
             });

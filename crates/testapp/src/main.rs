@@ -19,7 +19,8 @@
 //!
 //! CloudEvents (requests with a `ce-id` header, binary mode), for the eventing tests:
 //! - `RECORD_EVENTS=FILE`: every attempt is appended to FILE as one JSON line (path, query,
-//!   the `ce-` attributes, content type, body as text, the status answered, unix time in ms);
+//!   the `ce-` attributes, content type, the `traceparent` header, body as text, the status
+//!   answered, unix time in ms);
 //! - `fail=N`: the first N attempts of each event id are answered 503;
 //! - `reply=TYPE`: answer with an event of that type (id `reply-{id}`, same data).
 //!
@@ -436,11 +437,12 @@ fn record_event(req: &Request, code: u16) {
         .map(|d| d.as_millis())
         .unwrap_or(0);
     let line = format!(
-        "{{\"path\":{},\"query\":{{{}}},\"attributes\":{{{}}},\"content_type\":{},\"body\":{},\"status\":{code},\"at_ms\":{ms}}}\n",
+        "{{\"path\":{},\"query\":{{{}}},\"attributes\":{{{}}},\"content_type\":{},\"traceparent\":{},\"body\":{},\"status\":{code},\"at_ms\":{ms}}}\n",
         js(&req.path),
         query.join(","),
         attrs.join(","),
         js(req.header("content-type").unwrap_or("")),
+        js(req.header("traceparent").unwrap_or("")),
         js(&String::from_utf8_lossy(&req.body)),
     );
     if let Ok(mut f) = std::fs::OpenOptions::new()

@@ -17,7 +17,7 @@ use wisp_apiserver::ApiServer;
 use wisp_controller::{Config, Controller};
 use wisp_dataplane::images::ImageResolver;
 use wisp_dataplane::{DataPlane, Options};
-use wisp_gateway::Gateway;
+use wisp_gateway::{Gateway, GatewayOptions};
 use wisp_runtime::{Backends, OciBackend, OciOptions, ProcessBackend};
 use wisp_store::{SqliteStore, Store};
 
@@ -68,6 +68,75 @@ pub struct ServeArgs {
     /// Repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure_registries: Vec<String>,
+    /// The gateway's request log: `on` (one JSON line per request in
+    /// DATA_DIR/logs/requests.log, rotated at 32 MiB), `off`, or another file.
+    #[arg(long, value_name = "on|off|FILE", default_value = "on", value_parser = parse_request_log)]
+    pub request_log: RequestLogArg,
+    /// Per-revision request metrics in the gateway (revision_request_count, ...) on /metrics.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub request_metrics: bool,
+    /// Export spans (gateway hops, cold starts, event ingress and deliveries) over OTLP/HTTP
+    /// (JSON) to this collector: a base URL such as http://127.0.0.1:4318 (`/v1/traces` is
+    /// appended). Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else
+    /// OTEL_EXPORTER_OTLP_ENDPOINT; none set, nothing is exported (`traceparent` is still
+    /// propagated).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// Where the request log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestLogArg {
+    Default,
+    Off,
+    File(PathBuf),
+}
+
+fn parse_request_log(s: &str) -> Result<RequestLogArg, String> {
+    Ok(match s {
+        "on" => RequestLogArg::Default,
+        "off" => RequestLogArg::Off,
+        "" => return Err("expected on, off or a file".into()),
+        path => RequestLogArg::File(PathBuf::from(path)),
+    })
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(format!("{s:?}: expected on or off")),
+    }
+}
+
+/// The daemon's telemetry, with the request log open where `--request-log` says.
+fn telemetry(args: &ServeArgs) -> anyhow::Result<wisp_telemetry::Telemetry> {
+    let telemetry = wisp_telemetry::Telemetry::new();
+    let path = match &args.request_log {
+        RequestLogArg::Off => None,
+        RequestLogArg::Default => Some(args.data_dir.join("logs").join("requests.log")),
+        RequestLogArg::File(p) => Some(p.clone()),
+    };
+    if let Some(path) = path {
+        let log = wisp_telemetry::RequestLog::open(
+            path.clone(),
+            wisp_telemetry::requestlog::DEFAULT_MAX_BYTES,
+        )
+        .with_context(|| format!("cannot open the request log {}", path.display()))?;
+        telemetry.set_request_log(log);
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    let endpoint = wisp_telemetry::trace::endpoint(
+        args.otlp_endpoint.as_deref(),
+        env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").as_deref(),
+        env("OTEL_EXPORTER_OTLP_ENDPOINT").as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("--otlp-endpoint: {e}"))?;
+    if let Some(endpoint) = endpoint {
+        tracing::info!(%endpoint, "exporting spans over OTLP");
+        telemetry.set_tracer(wisp_telemetry::Tracer::start(endpoint));
+    }
+    Ok(telemetry)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -209,9 +278,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing();
     let started = std::time::Instant::now();
     let _lock = lock_data_dir(&args.data_dir)?;
+    let telemetry = telemetry(&args)?;
     let options = Options {
         autoscaler: autoscaler_config(&args)?,
         progress_deadline: args.progress_deadline,
+        telemetry: Some(telemetry.clone()),
     };
     let oci_store = wisp_oci::store::Store::open(&args.data_dir)
         .with_context(|| format!("cannot open the image store in {}", args.data_dir.display()))?;
@@ -256,7 +327,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     admission.eventing.cesql_check = Some(wisp_eventplane::cesql_check);
     let api = ApiServer::new(store.clone(), args.api_addr.to_string())
         .with_logs(Arc::new(ReplicaLogs(backend.clone())))
-        .with_admission_config(admission);
+        .with_admission_config(admission)
+        .with_metrics(telemetry.api().clone())
+        .with_routes(telemetry.router())
+        .with_routes(wisp_dashboard::router());
     api.bootstrap()
         .await
         .context("cannot create the default namespace")?;
@@ -286,6 +360,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             gateway: Some(gw_listener.local_addr()?),
             domain: args.domain.clone(),
             api_url: format!("http://{}", api_listener.local_addr()?),
+            telemetry: Some(telemetry.clone()),
         },
     );
 
@@ -299,7 +374,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let resolver = Arc::new(ImageResolver::new(images, keychain.clone()));
 
     let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
-    let gateway = Gateway::new(events_tx);
+    let gateway_options = GatewayOptions {
+        // New traces are sampled only when their spans go somewhere.
+        sample_new_traces: telemetry.tracer().is_some(),
+        ..GatewayOptions::default()
+    };
+    let mut gateway = Gateway::with_options(gateway_options, events_tx);
+    if let Some(observer) = telemetry.gateway_observer(args.request_metrics) {
+        gateway = gateway.with_observer(observer);
+    }
+    telemetry.serving().watch_gateway(gateway.clone());
     let data_plane = DataPlane::new(
         gateway.clone(),
         backend.clone(),
@@ -326,6 +410,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     tracing::info!(
         api = %api_listener.local_addr()?,
+        dashboard = %format!("http://{}{}", api_listener.local_addr()?, wisp_dashboard::PATH),
         gateway = %gw_listener.local_addr()?,
         events = %events_addr,
         data_dir = %args.data_dir.display(),
@@ -350,6 +435,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     shutdown_signal().await;
     stopper.stop_watches();
+    telemetry.stop();
     let _ = stop_tx.send(true);
     controller_task.abort();
     event_task.abort();
@@ -427,5 +513,21 @@ mod tests {
         let e = autoscaler_config(&args(&["--autoscaler", "stable-window"])).unwrap_err();
         assert!(e.to_string().contains("KEY=VALUE"), "{e}");
         assert!(T::try_parse_from(["wisp", "--progress-deadline", "0s"]).is_err());
+    }
+
+    #[test]
+    fn request_log_and_metrics_flags() {
+        let a = args(&[]);
+        assert_eq!(a.request_log, RequestLogArg::Default);
+        assert!(a.request_metrics);
+        let a = args(&["--request-log", "off", "--request-metrics", "off"]);
+        assert_eq!(a.request_log, RequestLogArg::Off);
+        assert!(!a.request_metrics);
+        let a = args(&["--request-log", "/tmp/r.log"]);
+        assert_eq!(a.request_log, RequestLogArg::File("/tmp/r.log".into()));
+        assert!(T::try_parse_from(["wisp", "--request-metrics", "maybe"]).is_err());
+        assert_eq!(a.otlp_endpoint, None);
+        let a = args(&["--otlp-endpoint", "http://127.0.0.1:4318"]);
+        assert_eq!(a.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
     }
 }

@@ -198,6 +198,7 @@ fn consumer(id: String, stream: String, r: &Resolved) -> ConsumerSpec {
         delivery,
         parallelism: super::DEFAULT_PARALLELISM,
         start: Start::Tail,
+        trigger: None,
     }
 }
 

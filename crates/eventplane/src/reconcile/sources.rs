@@ -363,6 +363,7 @@ pub(super) fn reconcile(world: &World, resolver: &Resolver, now: &str, plan: &mu
                 delivery,
                 parallelism: 1,
                 start: Start::Head,
+                trigger: None,
             });
             plan.api_watches.push(ApiWatchSpec {
                 id: format!("{ns}/{name}/{}", a.metadata.uid),
