@@ -599,6 +599,7 @@ impl Driver {
             deadline_exceeded: self.deadline_exceeded,
             unrunnable,
             image_digests: self.image_digests.clone(),
+            pulling: self.pulling(ready),
         });
         if self.published.as_ref() != Some(&obs) {
             self.shared
@@ -610,6 +611,23 @@ impl Driver {
                 name: self.key.name.clone(),
             });
         }
+    }
+
+    /// The pull of this revision's image in flight, while replicas wait for it.
+    fn pulling(&self, ready: i32) -> Option<(String, u64, u64)> {
+        if ready > 0 || self.replicas.is_empty() {
+            return None;
+        }
+        let (Ok(plan), Some(resolver)) = (&self.plan, &self.shared.resolver) else {
+            return None;
+        };
+        let image = &plan.container.image;
+        if image.is_empty() {
+            return None;
+        }
+        resolver
+            .progress(image)
+            .map(|(done, total)| (image.clone(), done, total))
     }
 
     async fn shutdown(mut self) {

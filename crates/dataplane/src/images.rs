@@ -52,6 +52,13 @@ impl ImageResolver {
 }
 
 impl ImageResolver {
+    /// `(bytes done, bytes in all)` of a pull of the pinned `image` in flight, by anyone (the
+    /// runtime pulls for replicas through the same store).
+    pub fn progress(&self, image: &str) -> Option<(u64, u64)> {
+        let reference = Reference::parse(image).ok()?;
+        self.images.progress(reference.digest()?)
+    }
+
     /// Pulls `image` into the store with the revision's pull secrets, so that the runtime,
     /// which knows only the daemon's credentials, finds it there.
     pub async fn pull(&self, image: &str, extra: &Keychain) -> Result<(), String> {

@@ -36,6 +36,13 @@ pub struct Facts {
     pub unrunnable: Option<(String, String)>,
     /// Images resolved to digests, by container name.
     pub image_digests: Vec<(String, String)>,
+    /// An image pull in flight for the revision's replicas: (image, bytes done, bytes in all).
+    pub pulling: Option<(String, u64, u64)>,
+}
+
+/// `3.1 MB`: pull progress for people.
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 pub fn observe(f: &Facts) -> RevisionObservation {
@@ -55,7 +62,17 @@ pub fn observe(f: &Facts) -> RevisionObservation {
             "Initial scale was never achieved",
         ),
         None if f.initialized => Observed::True,
-        None => deploying(),
+        None => match &f.pulling {
+            Some((image, done, total)) => Observed::unknown(
+                "Pulling",
+                format!(
+                    "Pulling image {image}: {} of {}",
+                    megabytes(*done),
+                    megabytes(*total)
+                ),
+            ),
+            None => deploying(),
+        },
     };
     let active = match f.activity {
         Activity::Active { .. } => Observed::True,
@@ -91,7 +108,34 @@ mod tests {
             deadline_exceeded: false,
             unrunnable: None,
             image_digests: Vec::new(),
+            pulling: None,
         }
+    }
+
+    #[test]
+    fn a_pull_in_flight_says_how_far_it_is() {
+        let f = Facts {
+            pulling: Some((
+                "127.0.0.1:5000/site@sha256:ab".into(),
+                3_100_000,
+                11_000_000,
+            )),
+            ..facts()
+        };
+        assert_eq!(
+            observe(&f).resources_available,
+            Observed::unknown(
+                "Pulling",
+                "Pulling image 127.0.0.1:5000/site@sha256:ab: 3.1 MB of 11.0 MB"
+            )
+        );
+        // Once a replica is up the revision's own state speaks, not the pull.
+        let f = Facts {
+            initialized: true,
+            ready: 1,
+            ..f
+        };
+        assert_eq!(observe(&f).resources_available, Observed::True);
     }
 
     #[test]
