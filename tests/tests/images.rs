@@ -1334,3 +1334,99 @@ fn daemons_side_by_side_keep_their_containers_apart() {
     assert_eq!(page(&b, "img-twin", "/"), body);
     rig_b.stop_clean(&mut b);
 }
+
+/// A TCP proxy to `backend` that passes `limit` bytes of responses per connection, then holds
+/// the rest until the returned gate is opened (set to true and notified).
+fn stalling_proxy(
+    backend: String,
+    limit: usize,
+) -> (
+    u16,
+    std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+) {
+    use std::io::{Read, Write};
+    let gate = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+    let port = listener.local_addr().expect("addr").port();
+    let g = gate.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(&backend) else {
+                continue;
+            };
+            let (mut c_in, mut s_out) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut s_out);
+            });
+            let (mut s_in, mut c_out, g) = (server, client, g.clone());
+            std::thread::spawn(move || {
+                let mut passed = 0usize;
+                let mut buf = vec![0u8; 16 << 10];
+                loop {
+                    let n = match s_in.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if passed < limit && passed + n >= limit {
+                        let (open, cv) = &*g;
+                        let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
+                        while !*open {
+                            open = cv.wait(open).unwrap_or_else(|e| e.into_inner());
+                        }
+                    }
+                    passed += n;
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, gate)
+}
+
+/// While a replica waits for its image, the revision (and `wisp service create`'s wait) says
+/// how far the pull has come.
+#[test]
+fn a_slow_pull_reports_its_progress() {
+    let rig = Rig::new("img-progress");
+    let reg = Registry::start();
+    // Bytes that compress poorly, so the layer stays over the 1 MiB the proxy lets through.
+    let noise: String = (0..3_000_000u64)
+        .map(|i| char::from(b'a' + ((i.wrapping_mul(2_654_435_761) >> 7) % 26) as u8))
+        .collect();
+    let image = format!("{}/slow:v1", reg.host());
+    rig.build(
+        &image,
+        &[("index.html", "slow\n"), ("noise.txt", &noise)],
+        &serve_www(""),
+        true,
+        &rig.builder_dir(),
+        &rig.no_auth,
+    );
+    let (port, gate) = stalling_proxy(reg.host(), 1 << 20);
+    let mut d = rig.daemon(&rig.no_auth);
+    let via_proxy = format!("127.0.0.1:{port}/slow:v1");
+    rig.create(&d, "img-slow", &via_proxy, &["--no-wait"])
+        .success();
+    let rev = wait_revision(&d, "img-slow-00001", "the pull's progress", |r| {
+        let (_, reason, message) = cond_parts(r, "ResourcesAvailable");
+        reason == "Pulling" && message.contains("MB of ")
+    });
+    let (_, _, message) = cond_parts(&rev, "ResourcesAvailable");
+    assert!(
+        message.starts_with(&format!("Pulling image 127.0.0.1:{port}/slow@sha256:")),
+        "{message}"
+    );
+    {
+        let (open, cv) = &*gate;
+        *open.lock().unwrap() = true;
+        cv.notify_all();
+    }
+    d.wait_service_ready("img-slow");
+    assert_eq!(page(&d, "img-slow", "/"), "slow\n");
+    rig.stop_clean(&mut d);
+}
