@@ -172,6 +172,25 @@ impl Progress {
     }
 }
 
+/// How often a waiting terminal looks at the revision for a pull's progress.
+const PULL_POLL: Duration = Duration::from_millis(500);
+
+/// The revision's "Pulling image …: 3.1 MB of 11.0 MB", while its image is being pulled.
+async fn pull_progress(client: &Client, namespace: &str, revision: &str) -> Option<String> {
+    let rev = client
+        .get(&crate::client::object_path(
+            &kinds::REVISIONS,
+            Some(namespace),
+            revision,
+        ))
+        .await
+        .ok()?;
+    match condition(&rev, "ResourcesAvailable") {
+        Some(("Unknown", "Pulling", message)) => Some(message.to_string()),
+        _ => None,
+    }
+}
+
 /// Why waiting stopped without success.
 #[derive(Debug, thiserror::Error)]
 pub enum WaitError {
@@ -226,6 +245,8 @@ async fn watch_loop(
     );
     // Set while Ready is False: when the error window closes, the failure is final.
     let mut failing: Option<(tokio::time::Instant, String)> = None;
+    // The revision being waited for, to show a pull's progress (the Service does not carry it).
+    let mut revision: Option<String> = None;
     loop {
         let mut stream = client.watch(&path).await?;
         loop {
@@ -234,6 +255,19 @@ async fn watch_loop(
                     match tokio::time::timeout_at(*deadline, stream.next()).await {
                         Ok(ev) => ev?,
                         Err(_) => return Err(WaitError::Failed(msg.clone())),
+                    }
+                }
+                None if progress.tty && revision.is_some() => {
+                    match tokio::time::timeout(PULL_POLL, stream.next()).await {
+                        Ok(ev) => ev?,
+                        Err(_) => {
+                            if let Some(rev) = &revision
+                                && let Some(pulling) = pull_progress(client, namespace, rev).await
+                            {
+                                progress.show(&pulling);
+                            }
+                            continue;
+                        }
                     }
                 }
                 None => stream.next().await?,
@@ -256,6 +290,9 @@ async fn watch_loop(
                 WaitState::Waiting { stage } => {
                     failing = None;
                     progress.show(&stage);
+                    revision = Some(str_at(&event.object, "/status/latestCreatedRevisionName"))
+                        .filter(|r| !r.is_empty())
+                        .map(str::to_string);
                 }
                 WaitState::Failed(msg) => {
                     progress.show(&msg);
