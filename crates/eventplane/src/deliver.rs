@@ -84,6 +84,8 @@ pub struct Report {
     pub attempts: u32,
     /// Why the subscriber failed, when it did.
     pub error: Option<String>,
+    /// The failed event's id and type, when it failed (the event itself was consumed).
+    pub failed_event: Option<(String, String)>,
 }
 
 /// Response bodies are read up to this size (replies and error data).
@@ -171,8 +173,9 @@ impl Sender {
     /// Delivers `event` as `d` says, retrying and dead-lettering; returns once the event is
     /// done with. Errors of the event log (replies, streams) are retried like HTTP failures.
     /// `consumer` names the trigger (or consumer) in spans.
-    pub async fn deliver(&self, d: &Delivery, event: &Event, consumer: &str) -> Report {
-        let mut sent = event.clone();
+    pub async fn deliver(&self, d: &Delivery, event: Event, consumer: &str) -> Report {
+        // Owned: the copy sent is the event itself (no clone per delivery).
+        let mut sent = event;
         let ttl = if d.carry_ttl {
             sent.remove_attribute(extensions::KNATIVE_BROKER_TTL)
                 .ok()
@@ -206,17 +209,20 @@ impl Sender {
                     status: Some(status),
                     attempts,
                     error: None,
+                    failed_event: None,
                 }
             }
             Err(f) => {
+                let failed_event = Some((sent.id().to_string(), sent.ty().to_string()));
                 let report = |outcome| Report {
                     outcome,
                     status: f.status,
                     attempts: f.attempts,
                     error: Some(f.message.clone()),
+                    failed_event: failed_event.clone(),
                 };
                 let Some(dls) = &d.dead_letter else {
-                    tracing::warn!(to = %d.subscriber, id = event.id(), error = %f.message, "delivery failed; no dead letter sink, event dropped");
+                    tracing::warn!(to = %d.subscriber, id = sent.id(), error = %f.message, "delivery failed; no dead letter sink, event dropped");
                     return report(Outcome::Dropped);
                 };
                 let mut dead = sent;
@@ -233,7 +239,7 @@ impl Sender {
                 match self.send_with_retries(dls, &dead, &d.retry, &who).await {
                     Ok(_) => report(Outcome::DeadLettered),
                     Err(e) => {
-                        tracing::warn!(to = %dls, id = event.id(), error = %e.message, "dead letter delivery failed; event dropped");
+                        tracing::warn!(to = %dls, id = dead.id(), error = %e.message, "dead letter delivery failed; event dropped");
                         report(Outcome::Dropped)
                     }
                 }

@@ -250,7 +250,7 @@ async fn run(
         }
         for record in records {
             read_pos = record.seq;
-            let event = match Event::decode(&record.payload) {
+            let event = match Event::decode_bytes(&record.payload) {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::error!(stream = %spec.stream, seq = record.seq, error = %e, "an undecodable record is skipped");
@@ -278,7 +278,7 @@ async fn run(
             let consumer = consumer.clone();
             tokio::spawn(async move {
                 let started = tokio::time::Instant::now();
-                let report = sender.deliver(&delivery, &event, &consumer).await;
+                let report = sender.deliver(&delivery, event, &consumer).await;
                 if let Some(m) = &metrics {
                     m.dispatched(report.status, started.elapsed(), report.attempts);
                 }
@@ -306,10 +306,9 @@ async fn run(
                         }
                         _ => (REASON_DROPPED, "dropped"),
                     };
+                    let (id, ty) = report.failed_event.clone().unwrap_or_default();
                     let message = format!(
-                        "event {:?} ({}) could not be delivered to {} after {} attempt(s): {}; {fate}",
-                        event.id(),
-                        event.attribute("type").unwrap_or_default(),
+                        "event {id:?} ({ty}) could not be delivered to {} after {} attempt(s): {}; {fate}",
                         delivery.subscriber,
                         report.attempts,
                         report.error.as_deref().unwrap_or("failed"),
