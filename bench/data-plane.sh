@@ -116,10 +116,7 @@ trap 'exit 143' TERM
 mkdir -p bench/results
 stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 json=bench/results/data-plane-$(date -u +%Y%m%dT%H%M%SZ).json
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-  commit="$commit + uncommitted changes"
-fi
+commit=$(bench_commit)
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 wrk_version=$( ("$wrk_bin" -v 2>&1 || true) | head -1 | awk '{print $2}')
 nginx_version=$( ("$nginx_bin" -v 2>&1 || true) | sed 's/.*nginx\///')

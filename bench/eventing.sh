@@ -56,35 +56,16 @@ cargo build --release -q -p wisp -p wisp-loadgen
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/wisp-bench-ev.XXXXXX")
 pidfile=$workdir/pids
 loadgen_pid=
-# Our processes: the ones recorded in the pid file, and any whose command line names our
-# workdir (the daemon: its data dir is in it). (`ours`, from bench/lib.bash)
-cleanup() {
-  local status=$? pid
-  trap - EXIT INT TERM
-  if [ -n "$loadgen_pid" ] && kill -0 "$loadgen_pid" 2>/dev/null; then
-    kill -TERM "$loadgen_pid" 2>/dev/null || true
-    wait "$loadgen_pid" 2>/dev/null || true
-  fi
-  for pid in $(ours); do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in 1 2 3 4 5 6 7 8 9 10; do
-    [ -z "$(ours)" ] && break
-    sleep 0.2
-  done
-  for pid in $(ours); do kill -KILL "$pid" 2>/dev/null || true; done
-  rm -rf "$workdir"
-  exit "$status"
-}
-trap cleanup EXIT
+# On exit, loadgen and our processes (those naming the workdir, where the daemon's data dir
+# is) are stopped and the workdir removed (`bench_cleanup`, bench/lib.bash).
+trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
 mkdir -p bench/results
 stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 json=bench/results/eventing-$(date -u +%Y%m%dT%H%M%SZ).json
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-  commit="$commit + uncommitted changes"
-fi
+commit=$(bench_commit)
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 command="bench/eventing.sh${args[*]:+ ${args[*]}}"
 for v in $(env | grep -oE '^(GLIBC_TUNABLES|MALLOC_[A-Z_]+|LD_PRELOAD|WISP_[A-Z_]+|TOKIO_[A-Z_]+)=' | tr -d =); do

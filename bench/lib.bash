@@ -20,3 +20,32 @@ ours() {
     esac
   done | sort -u
 }
+
+# The commit measured, as the results record it: "abc1234", or "abc1234 + uncommitted changes".
+bench_commit() {
+  local commit
+  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    commit="$commit + uncommitted changes"
+  fi
+  echo "$commit"
+}
+
+# The EXIT trap of a script that runs wisp-loadgen in the background ($loadgen_pid): stop it,
+# then our processes (TERM, then KILL after 2 s), remove $workdir, keep the exit status.
+bench_cleanup() {
+  local status=$? pid
+  trap - EXIT INT TERM
+  if [ -n "$loadgen_pid" ] && kill -0 "$loadgen_pid" 2>/dev/null; then
+    kill -TERM "$loadgen_pid" 2>/dev/null || true
+    wait "$loadgen_pid" 2>/dev/null || true
+  fi
+  for pid in $(ours); do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    [ -z "$(ours)" ] && break
+    sleep 0.2
+  done
+  for pid in $(ours); do kill -KILL "$pid" 2>/dev/null || true; done
+  rm -rf "$workdir"
+  exit "$status"
+}

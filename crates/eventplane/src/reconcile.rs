@@ -596,23 +596,11 @@ pub fn reconcile(world: &World, settings: &Settings, now: &str) -> Plan {
         finish(&mut status.conditions, &p.status.conditions);
         if let (Ok((target, _)), Ok(_), Ok(data)) = (&sink, &schedule, data) {
             let stream = ping_stream(ns, name, &p.metadata.uid);
-            let delivery = Delivery {
-                subscriber: target.clone(),
-                reply: None,
-                carry_ttl: false,
-                dead_letter: None,
-                retry: RetryPolicy::knative_broker_default(),
-            };
-            plan.consumers.push(ConsumerSpec {
-                id: format!("ping/{ns}/{name}/{}", p.metadata.uid),
-                stream: stream.clone(),
-                filter: Arc::new(Filter::default()),
-                fingerprint: format!("{delivery:?}"),
-                delivery,
-                parallelism: 1,
-                start: Start::Head,
-                trigger: None,
-            });
+            plan.consumers.push(source_consumer(
+                format!("ping/{ns}/{name}/{}", p.metadata.uid),
+                stream.clone(),
+                target,
+            ));
             plan.schedules.push(PingSpec {
                 id: format!("{ns}/{name}/{}", p.metadata.uid),
                 namespace: ns.to_string(),
@@ -635,6 +623,28 @@ pub fn reconcile(world: &World, settings: &Settings, now: &str) -> Plan {
         plan.write(&kinds::PING_SOURCES, &p.status, &new);
     }
     plan
+}
+
+/// The consumer that carries a source's events from its own stream to its sink: in order,
+/// with the broker's default retries, nothing done with replies.
+fn source_consumer(id: String, stream: String, sink: &Target) -> ConsumerSpec {
+    let delivery = Delivery {
+        subscriber: sink.clone(),
+        reply: None,
+        carry_ttl: false,
+        dead_letter: None,
+        retry: RetryPolicy::knative_broker_default(),
+    };
+    ConsumerSpec {
+        id,
+        stream,
+        filter: Arc::new(Filter::default()),
+        fingerprint: format!("{delivery:?}"),
+        delivery,
+        parallelism: 1,
+        start: Start::Head,
+        trigger: None,
+    }
 }
 
 /// Whether `c` is True.

@@ -16,7 +16,6 @@
 //! its status and its spec for the watcher.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use serde_json::{Value, json};
 use wisp_api::core::EnvVar;
@@ -26,13 +25,8 @@ use wisp_api::eventing::{
 use wisp_api::kinds;
 use wisp_api::meta::{ConditionSet, LabelSelector, READY};
 use wisp_api::serving::Service;
-use wisp_eventing::delivery::RetryPolicy;
-use wisp_eventing::filter::Filter;
-use wisp_eventlog::Start;
 
 use super::{Plan, Resolver, World, finish};
-use crate::deliver::Delivery;
-use crate::dispatch::ConsumerSpec;
 
 /// On a Service that a SinkBinding changed: the binding's name.
 pub const BOUND_BY_ANNOTATION: &str = "sinkbindings.sources.knative.dev/bound-by";
@@ -348,23 +342,11 @@ pub(super) fn reconcile(world: &World, resolver: &Resolver, now: &str, plan: &mu
         if let (Ok((target, uri)), true) = (&sink, unknown.is_empty()) {
             status.sink_uri = Some(uri.clone());
             let stream = format!("apiserver/{ns}/{name}/{}", a.metadata.uid);
-            let delivery = Delivery {
-                subscriber: target.clone(),
-                reply: None,
-                carry_ttl: false,
-                dead_letter: None,
-                retry: RetryPolicy::knative_broker_default(),
-            };
-            plan.consumers.push(ConsumerSpec {
-                id: format!("apiserver/{ns}/{name}/{}", a.metadata.uid),
-                stream: stream.clone(),
-                filter: Arc::new(Filter::default()),
-                fingerprint: format!("{delivery:?}"),
-                delivery,
-                parallelism: 1,
-                start: Start::Head,
-                trigger: None,
-            });
+            plan.consumers.push(super::source_consumer(
+                format!("apiserver/{ns}/{name}/{}", a.metadata.uid),
+                stream.clone(),
+                target,
+            ));
             plan.api_watches.push(ApiWatchSpec {
                 id: format!("{ns}/{name}/{}", a.metadata.uid),
                 namespace: ns.to_string(),
