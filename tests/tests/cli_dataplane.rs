@@ -66,6 +66,26 @@ fn create_waits_for_ready_then_serves_logs_and_splits() {
     assert!(logs.contains("listening"), "{logs}");
     let tail = d.wisp(&["logs", "hello", "--tail", "1"]).success();
     assert_eq!(tail.stdout.lines().count(), 1, "{tail}");
+    // One replica's lines: `--replica` with the id its prefix shows.
+    let replica = logs
+        .lines()
+        .find_map(|l| l.strip_prefix("[hello-00001/"))
+        .and_then(|rest| rest.split_once(']'))
+        .map(|(id, _)| id.to_string())
+        .expect("a [revision/replica] prefix");
+    let one = d.wisp(&["logs", "hello", "--replica", &replica]).success();
+    assert!(
+        !one.stdout.is_empty()
+            && one
+                .stdout
+                .lines()
+                .all(|l| l.starts_with(&format!("[hello-00001/{replica}] "))),
+        "{one}"
+    );
+    let none = d
+        .wisp(&["logs", "hello", "--replica", "no-such-replica"])
+        .success();
+    assert_eq!(none.stdout, "", "{none}");
 
     // Update: a second revision, 80/20 with the first; both answer through the gateway.
     let out = d

@@ -233,6 +233,7 @@ async fn revision_log(
         tail_lines,
         prefix: flag("prefix"),
         since,
+        replica: params.get("replica").cloned(),
     };
     crate::logs::respond(source, api.stopping.subscribe(), ns, name, opts)
 }

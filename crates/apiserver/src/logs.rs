@@ -40,6 +40,8 @@ pub struct LogOptions {
     /// Only replicas that wrote within this long. Replica lines carry no time of their own,
     /// so the cut is per file (its last write), not per line.
     pub since: Option<Duration>,
+    /// Only this replica (its id, as the `[revision/replica]` prefix shows it).
+    pub replica: Option<String>,
 }
 
 /// Whether a file last written at `modified` is within `since` of `now`.
@@ -117,7 +119,14 @@ pub fn respond(
     revision: String,
     opts: LogOptions,
 ) -> Result<Response, ApiError> {
-    let files = source.revision_logs(&namespace, &revision);
+    let only = opts.replica.clone();
+    let wanted = move |files: Vec<(String, PathBuf)>| -> Vec<(String, PathBuf)> {
+        match &only {
+            Some(r) => files.into_iter().filter(|(id, _)| id == r).collect(),
+            None => files,
+        }
+    };
+    let files = wanted(source.revision_logs(&namespace, &revision));
     let (with, rev) = (opts.prefix, revision.clone());
     let prefix_of = move |id: &str| {
         if with {
@@ -166,7 +175,7 @@ pub fn respond(
                 _ = stopping.wait_for(|s| *s) => return,
                 _ = tx.closed() => return,
             }
-            let files = source.revision_logs(&namespace, &revision);
+            let files = wanted(source.revision_logs(&namespace, &revision));
             let mut out = Vec::new();
             for (id, path) in files {
                 // A replica that started since: from its beginning.

@@ -6,7 +6,8 @@
 //! NAME is a Service unless `--revision` says otherwise or no Service has that name and a
 //! Revision does; `--revision R` picks one revision of it. With `-f`, one follow stream per
 //! revision runs at once and lines print as they arrive; revisions created later are not
-//! picked up (run the command again). `--since 5m` keeps request-log lines of the last five
+//! picked up (run the command again). `--replica ID` keeps one replica's lines. `--since 5m`
+//! keeps request-log lines of the last five
 //! minutes; replica output carries no times, so for it `--since` keeps the replicas that
 //! wrote within that time.
 
@@ -33,6 +34,9 @@ pub struct LogsArgs {
     /// Only what was written within this long (5m, 1h30m).
     #[arg(long, value_name = "DURATION", value_parser = parse_since)]
     pub since: Option<u64>,
+    /// Only this replica (the id after the revision in the `[revision/replica]` prefix).
+    #[arg(long, value_name = "ID", conflicts_with = "requests")]
+    pub replica: Option<String>,
     /// Keep printing new lines as the replicas write them.
     #[arg(short, long)]
     pub follow: bool,
@@ -168,6 +172,9 @@ pub async fn run(ctx: &Ctx, args: LogsArgs) -> anyhow::Result<()> {
     }
     if let Some(s) = &since {
         params.push(("sinceSeconds", s.as_str()));
+    }
+    if let Some(r) = &args.replica {
+        params.push(("replica", r.as_str()));
     }
     if args.follow {
         params.push(("follow", "true"));
