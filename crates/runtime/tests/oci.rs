@@ -445,7 +445,8 @@ async fn exec_probes_run_inside_the_container() {
     let mut c = sh(
         &fx.image(),
         &format!(
-            "busybox sleep 0.2; busybox touch {marker}; exec busybox httpd -f -p $(PORT) -h /www"
+            // The marker appears after httpd listens, so ready means serving.
+            "(busybox sleep 0.3; busybox touch {marker}) & exec busybox httpd -f -p $(PORT) -h /www"
         ),
     );
     c.readiness_probe = Some(Probe {
