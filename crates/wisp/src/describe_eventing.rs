@@ -69,6 +69,27 @@ fn write_ce_overrides(out: &mut Out, overrides: &Option<CloudEventOverrides>) ->
     true
 }
 
+/// The end kn's source descriptions share: the sink, the CloudEvent overrides, the
+/// conditions.
+fn finish_source(
+    mut out: Out,
+    namespace: &str,
+    sink: &Destination,
+    overrides: &Option<CloudEventOverrides>,
+    conditions: &[Condition],
+    (details, now): (bool, SystemTime),
+) -> String {
+    write_sink(&mut out, "", "Sink", namespace, sink);
+    out.line();
+    out.flush();
+    if write_ce_overrides(&mut out, overrides) {
+        out.line();
+        out.flush();
+    }
+    write_conditions(&mut out, conditions, details, now);
+    out.finish()
+}
+
 fn address_url(address: Option<&wisp_api::eventing::Addressable>) -> &str {
     address.and_then(|a| a.url.as_deref()).unwrap_or("")
 }
@@ -179,15 +200,14 @@ pub fn describe_ping(s: &PingSource, details: bool, now: SystemTime) -> String {
     }
     out.line();
     out.flush();
-    write_sink(&mut out, "", "Sink", &s.metadata.namespace, &s.spec.sink);
-    out.line();
-    out.flush();
-    if write_ce_overrides(&mut out, &s.spec.ce_overrides) {
-        out.line();
-        out.flush();
-    }
-    write_conditions(&mut out, &s.status.conditions, details, now);
-    out.finish()
+    finish_source(
+        out,
+        &s.metadata.namespace,
+        &s.spec.sink,
+        &s.spec.ce_overrides,
+        &s.status.conditions,
+        (details, now),
+    )
 }
 
 /// `source apiserver describe`.
@@ -246,15 +266,14 @@ pub fn describe_container(s: &ContainerSource, details: bool, now: SystemTime) -
     }
     out.line();
     out.flush();
-    write_sink(&mut out, "", "Sink", &s.metadata.namespace, &s.spec.sink);
-    out.line();
-    out.flush();
-    if write_ce_overrides(&mut out, &s.spec.ce_overrides) {
-        out.line();
-        out.flush();
-    }
-    write_conditions(&mut out, &s.status.conditions, details, now);
-    out.finish()
+    finish_source(
+        out,
+        &s.metadata.namespace,
+        &s.spec.sink,
+        &s.spec.ce_overrides,
+        &s.status.conditions,
+        (details, now),
+    )
 }
 
 /// `source binding describe`.
