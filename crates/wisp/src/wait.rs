@@ -296,9 +296,14 @@ async fn watch_loop(
                 }
                 WaitState::Failed(msg) => {
                     progress.show(&msg);
-                    if failing.is_none() {
-                        failing = Some((tokio::time::Instant::now() + config.error_window, msg));
-                    }
+                    // The window runs from the first failure, but the verdict is the latest
+                    // reason: a transient one (a Route reconciled before its Configuration)
+                    // must not stand for the real one that follows.
+                    let deadline = failing.as_ref().map_or_else(
+                        || tokio::time::Instant::now() + config.error_window,
+                        |(d, _)| *d,
+                    );
+                    failing = Some((deadline, msg));
                 }
             }
         }
